@@ -1,0 +1,208 @@
+//! The `myelin` command: run the server, check a config, manage accounts offline.
+
+use clap::{Parser, Subcommand};
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use myelin::Server;
+use myelin::config::Config;
+use myelin::service::Services;
+use myelin::service::users::Account;
+use myelin::storage::Db;
+
+#[derive(Parser)]
+#[command(name = "myelin", version, about = "A Matrix homeserver")]
+struct Cli {
+    /// The configuration file; `MYELIN_*` environment variables override its keys.
+    #[arg(long, short, global = true, default_value = "config.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the homeserver.
+    Serve,
+    /// Check the configuration (and the data directory) without starting.
+    CheckConfig,
+    /// Manage accounts on a stopped server's data directory.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Manage registration tokens on a stopped server's data directory.
+    RegistrationToken {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account.
+    Create {
+        /// The localpart (`alice` for `@alice:server`).
+        name: String,
+        #[arg(long)]
+        password: String,
+        /// Make the account a server admin.
+        #[arg(long)]
+        admin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a registration token (random unless given).
+    Create {
+        #[arg(long)]
+        token: Option<String>,
+        /// How many registrations the token allows (unlimited if absent).
+        #[arg(long)]
+        uses_allowed: Option<u64>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(&cli.config, std::env::vars()) {
+        Ok(config) => config,
+        Err(err) => return fail(&err),
+    };
+    if let Err(err) = init_logging(&config) {
+        return fail(&err);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => return fail(&err),
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve => serve(config).await,
+            Command::CheckConfig => {
+                config.check_data_dir()?;
+                say(&format!(
+                    "{}: configuration is valid (server_name {})",
+                    cli.config.display(),
+                    config.server_name
+                ))
+            }
+            Command::User {
+                command:
+                    UserCommand::Create {
+                        name,
+                        password,
+                        admin,
+                    },
+            } => {
+                let services = offline_services(config)?;
+                let user_id = services.users.new_user_id(&name)?;
+                services
+                    .users
+                    .create(
+                        &user_id,
+                        Some(&password),
+                        Account {
+                            admin,
+                            ..Account::default()
+                        },
+                    )
+                    .await?;
+                services.db.flush()?;
+                say(&format!(
+                    "created {user_id}{}",
+                    if admin { " (admin)" } else { "" }
+                ))
+            }
+            Command::RegistrationToken {
+                command:
+                    TokenCommand::Create {
+                        token,
+                        uses_allowed,
+                    },
+            } => {
+                let services = offline_services(config)?;
+                let token = services
+                    .registration_tokens
+                    .create(token, uses_allowed, None)?;
+                services.db.flush()?;
+                say(&token.token)
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => fail(&*err),
+    }
+}
+
+type AnyResult = Result<(), Box<dyn std::error::Error>>;
+
+async fn serve(config: Config) -> AnyResult {
+    let started = std::time::Instant::now();
+    let server = Server::start(config).await?;
+    tracing::info!(startup_ms = started.elapsed().as_millis() as u64, "ready");
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    server.stop().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Services over the data directory for offline commands (the server must not be running).
+fn offline_services(
+    config: Config,
+) -> Result<std::sync::Arc<Services>, Box<dyn std::error::Error>> {
+    config.check_data_dir()?;
+    let db = Db::open(&config.data_dir, &config.storage)?;
+    Ok(Services::new(config, db)?)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(err) => {
+                    tracing::warn!(%err, "cannot listen for SIGTERM; stopping on SIGINT only");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn init_logging(config: &Config) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if config.log.format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    }
+}
+
+fn say(message: &str) -> AnyResult {
+    writeln!(std::io::stdout(), "{message}")?;
+    Ok(())
+}
+
+fn fail(err: &dyn std::fmt::Display) -> ExitCode {
+    let _ = writeln!(std::io::stderr(), "myelin: error: {err}");
+    ExitCode::from(2)
+}

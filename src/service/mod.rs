@@ -1,0 +1,54 @@
+//! The homeserver's logic, one module per concept. Services own the rules (who may do what,
+//! what is written together) and never see HTTP.
+
+pub mod account;
+pub mod devices;
+pub mod rate_limit;
+pub mod registration_tokens;
+pub mod shared_secret;
+pub mod uiaa;
+pub mod users;
+
+use ruma::OwnedServerName;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::storage::Db;
+
+/// Every service, built once at start-up and handed to handlers through axum's `State`.
+pub struct Services {
+    pub config: Config,
+    pub server_name: OwnedServerName,
+    pub db: Db,
+    pub users: users::Users,
+    pub devices: devices::Devices,
+    pub uiaa: uiaa::Uiaa,
+    pub rate_limiter: rate_limit::RateLimiter,
+    pub registration_tokens: registration_tokens::RegistrationTokens,
+    pub shared_secret: shared_secret::SharedSecretRegistration,
+}
+
+impl Services {
+    pub fn new(config: Config, db: Db) -> Result<Arc<Services>> {
+        let server_name = OwnedServerName::try_from(config.server_name.as_str())
+            .map_err(|e| Error::internal(format!("server_name: {e}")))?;
+        Ok(Arc::new(Services {
+            users: users::Users::new(db.clone(), server_name.clone()),
+            devices: devices::Devices::new(
+                db.clone(),
+                Duration::from_millis(config.refreshable_access_token_lifetime_ms),
+            ),
+            uiaa: uiaa::Uiaa::default(),
+            rate_limiter: rate_limit::RateLimiter::new(config.rate_limits.clone()),
+            registration_tokens: registration_tokens::RegistrationTokens::new(db.clone()),
+            shared_secret: shared_secret::SharedSecretRegistration::new(
+                &config.registration_shared_secret,
+            ),
+            server_name,
+            config,
+            db,
+        }))
+    }
+}

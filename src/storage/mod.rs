@@ -1,0 +1,407 @@
+//! RocksDB: opening the data directory, column families, typed tables and write batches.
+//!
+//! Storage knows keys, bytes and column families, never Matrix rules. Writes that must be seen
+//! together go in one [`Batch`]; a write returns only once RocksDB has it in its write-ahead
+//! log, so a request acknowledged to a client survives `kill -9` (and, with `storage.fsync`,
+//! power loss).
+
+pub mod keys;
+
+use rocksdb::{ColumnFamilyDescriptor, DBWithThreadMode, IteratorMode, MultiThreaded, Options};
+use serde::{Serialize, de::DeserializeOwned};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::config::StorageConfig;
+
+pub use keys::{Key, KeyReader};
+
+/// The schema this build writes. Start-up refuses a data directory with a newer one.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// The column families, one per table. Adding one here creates it on the next start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cf {
+    /// Counters and server-wide values (schema version, signing key later).
+    Global,
+    /// user id → account record.
+    Users,
+    /// user id ‖ device id → device record.
+    Devices,
+    /// sha256(access token) → (user, device, expiry).
+    AccessTokens,
+    /// sha256(refresh token) → (user, device).
+    RefreshTokens,
+    /// registration token → uses and expiry.
+    RegistrationTokens,
+}
+
+impl Cf {
+    pub const ALL: [Cf; 6] = [
+        Cf::Global,
+        Cf::Users,
+        Cf::Devices,
+        Cf::AccessTokens,
+        Cf::RefreshTokens,
+        Cf::RegistrationTokens,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Cf::Global => "global",
+            Cf::Users => "users",
+            Cf::Devices => "devices",
+            Cf::AccessTokens => "access_tokens",
+            Cf::RefreshTokens => "refresh_tokens",
+            Cf::RegistrationTokens => "registration_tokens",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error(
+        "the data directory {0} is in use by another process (is a Myelin server running on it?)"
+    )]
+    Locked(PathBuf),
+    #[error(
+        "the data directory {path} was written by a newer Myelin (schema {found}; this build knows up to {SCHEMA_VERSION}); run the newer version or restore a backup"
+    )]
+    NewerSchema { path: PathBuf, found: u64 },
+    #[error("rocksdb: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    #[error("corrupt value in {cf}: {message}")]
+    Corrupt { cf: &'static str, message: String },
+}
+
+type Rocks = DBWithThreadMode<MultiThreaded>;
+
+/// The open database. Cheap to clone; every clone is the same database.
+#[derive(Clone)]
+pub struct Db {
+    rocks: Arc<Rocks>,
+    sync_writes: bool,
+}
+
+const SCHEMA_KEY: &[u8] = b"schema_version";
+
+impl Db {
+    /// Opens (or creates) the database under `dir/db` and checks its schema version.
+    pub fn open(dir: &Path, config: &StorageConfig) -> Result<Db, StorageError> {
+        let path = dir.join("db");
+        let cache_bytes =
+            usize::try_from(config.cache_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
+        let cache = rocksdb::Cache::new_lru_cache(cache_bytes);
+        let mut table_options = rocksdb::BlockBasedOptions::default();
+        table_options.set_block_cache(&cache);
+        table_options.set_bloom_filter(10.0, false);
+        table_options.set_cache_index_and_filter_blocks(true);
+
+        let mut cf_options = Options::default();
+        cf_options.set_block_based_table_factory(&table_options);
+        cf_options.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        // Small memtables keep idle memory low; RocksDB flushes them as they fill.
+        cf_options.set_write_buffer_size(4 * 1024 * 1024);
+
+        let mut db_options = cf_options.clone();
+        db_options.create_if_missing(true);
+        db_options.create_missing_column_families(true);
+        db_options.set_max_open_files(512);
+        db_options.set_keep_log_file_num(3);
+        db_options.set_max_background_jobs(2);
+
+        let descriptors = Cf::ALL
+            .iter()
+            .map(|cf| ColumnFamilyDescriptor::new(cf.name(), cf_options.clone()));
+        let rocks = Rocks::open_cf_descriptors(&db_options, &path, descriptors).map_err(|e| {
+            if e.as_ref().contains("lock") {
+                StorageError::Locked(dir.to_owned())
+            } else {
+                StorageError::Rocks(e)
+            }
+        })?;
+        let db = Db {
+            rocks: Arc::new(rocks),
+            sync_writes: config.fsync,
+        };
+        db.check_schema(dir)?;
+        Ok(db)
+    }
+
+    fn check_schema(&self, dir: &Path) -> Result<(), StorageError> {
+        let global = self.table(Cf::Global);
+        match global.get(SCHEMA_KEY)? {
+            None => global.put(SCHEMA_KEY, SCHEMA_VERSION.to_be_bytes()),
+            Some(bytes) => {
+                let found = <[u8; 8]>::try_from(bytes.as_slice())
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| StorageError::Corrupt {
+                        cf: "global",
+                        message: "schema version".into(),
+                    })?;
+                if found > SCHEMA_VERSION {
+                    Err(StorageError::NewerSchema {
+                        path: dir.to_owned(),
+                        found,
+                    })
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    pub fn table(&self, cf: Cf) -> Table<'_> {
+        Table { db: self, cf }
+    }
+
+    pub fn batch(&self) -> Batch<'_> {
+        Batch {
+            db: self,
+            inner: rocksdb::WriteBatch::default(),
+        }
+    }
+
+    fn write_options(&self) -> rocksdb::WriteOptions {
+        let mut options = rocksdb::WriteOptions::default();
+        options.set_sync(self.sync_writes);
+        options
+    }
+
+    fn handle(&self, cf: Cf) -> Arc<rocksdb::BoundColumnFamily<'_>> {
+        // Every `Cf` is created when the database opens, so the handle always exists.
+        self.rocks
+            .cf_handle(cf.name())
+            .expect("column family opened at start-up")
+    }
+
+    /// Flushes memtables and the WAL to disk: called on shutdown so the next start is quick.
+    pub fn flush(&self) -> Result<(), StorageError> {
+        for cf in Cf::ALL {
+            self.rocks.flush_cf(&self.handle(cf))?;
+        }
+        self.rocks.flush_wal(true)?;
+        Ok(())
+    }
+
+    /// Approximate number of keys in a column family (for status output).
+    pub fn estimate_keys(&self, cf: Cf) -> u64 {
+        self.rocks
+            .property_int_value_cf(&self.handle(cf), "rocksdb.estimate-num-keys")
+            .ok()
+            .flatten()
+            .unwrap_or(0)
+    }
+}
+
+/// A key and its (raw or decoded) value, as scans return them.
+pub type Entry<V> = (Box<[u8]>, V);
+
+/// One column family, read and written by key.
+pub struct Table<'a> {
+    db: &'a Db,
+    cf: Cf,
+}
+
+impl Table<'_> {
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.db.rocks.get_cf(&self.db.handle(self.cf), key)?)
+    }
+
+    /// Reads a JSON value written with [`Batch::put_json`] or [`Table::put_json`].
+    pub fn get_json<T: DeserializeOwned>(
+        &self,
+        key: impl AsRef<[u8]>,
+    ) -> Result<Option<T>, StorageError> {
+        self.get(key)?.map(|bytes| self.decode(&bytes)).transpose()
+    }
+
+    pub fn contains(&self, key: impl AsRef<[u8]>) -> Result<bool, StorageError> {
+        Ok(self
+            .db
+            .rocks
+            .get_pinned_cf(&self.db.handle(self.cf), key)?
+            .is_some())
+    }
+
+    /// A single put, durable when it returns.
+    pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<(), StorageError> {
+        let mut batch = self.db.batch();
+        batch.put(self.cf, key, value);
+        batch.commit()
+    }
+
+    pub fn put_json<T: Serialize>(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: &T,
+    ) -> Result<(), StorageError> {
+        let mut batch = self.db.batch();
+        batch.put_json(self.cf, key, value)?;
+        batch.commit()
+    }
+
+    /// All entries whose key starts with `prefix`, in key order.
+    pub fn scan_prefix(
+        &self,
+        prefix: impl AsRef<[u8]>,
+    ) -> Result<Vec<Entry<Box<[u8]>>>, StorageError> {
+        let prefix = prefix.as_ref();
+        let mut out = Vec::new();
+        let iter = self.db.rocks.iterator_cf(
+            &self.db.handle(self.cf),
+            IteratorMode::From(prefix, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (key, value) = item?;
+            if !key.starts_with(prefix) {
+                break;
+            }
+            out.push((key, value));
+        }
+        Ok(out)
+    }
+
+    /// Like [`Table::scan_prefix`], decoding each value as JSON.
+    pub fn scan_prefix_json<T: DeserializeOwned>(
+        &self,
+        prefix: impl AsRef<[u8]>,
+    ) -> Result<Vec<Entry<T>>, StorageError> {
+        self.scan_prefix(prefix)?
+            .into_iter()
+            .map(|(key, value)| Ok((key, self.decode(&value)?)))
+            .collect()
+    }
+
+    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, StorageError> {
+        serde_json::from_slice(bytes).map_err(|e| StorageError::Corrupt {
+            cf: self.cf.name(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// Writes that land together or not at all.
+pub struct Batch<'a> {
+    db: &'a Db,
+    inner: rocksdb::WriteBatch,
+}
+
+impl Batch<'_> {
+    pub fn put(&mut self, cf: Cf, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        self.inner.put_cf(&self.db.handle(cf), key, value);
+    }
+
+    pub fn put_json<T: Serialize>(
+        &mut self,
+        cf: Cf,
+        key: impl AsRef<[u8]>,
+        value: &T,
+    ) -> Result<(), StorageError> {
+        let bytes = serde_json::to_vec(value).map_err(|e| StorageError::Corrupt {
+            cf: cf.name(),
+            message: e.to_string(),
+        })?;
+        self.put(cf, key, bytes);
+        Ok(())
+    }
+
+    pub fn delete(&mut self, cf: Cf, key: impl AsRef<[u8]>) {
+        self.inner.delete_cf(&self.db.handle(cf), key);
+    }
+
+    /// Writes the batch through the write-ahead log; returns once it is durable.
+    pub fn commit(self) -> Result<(), StorageError> {
+        self.db
+            .rocks
+            .write_opt(self.inner, &self.db.write_options())?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &Path) -> Db {
+        Db::open(dir, &StorageConfig::default()).expect("db opens")
+    }
+
+    #[test]
+    fn prefix_scan_stays_inside_the_prefix() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = open(dir.path());
+        let devices = db.table(Cf::Devices);
+        for (user, device) in [
+            ("@a:x", "D1"),
+            ("@a:x", "D2"),
+            ("@ab:x", "D3"),
+            ("@b:x", "D4"),
+        ] {
+            devices
+                .put(Key::new().str(user).str(device), device)
+                .expect("put");
+        }
+        let found: Vec<String> = devices
+            .scan_prefix(Key::new().str("@a:x"))
+            .expect("scan")
+            .into_iter()
+            .map(|(_, v)| String::from_utf8(v.into_vec()).expect("utf8"))
+            .collect();
+        assert_eq!(found, ["D1", "D2"]);
+    }
+
+    #[test]
+    fn batch_is_atomic_and_persists_across_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let db = open(dir.path());
+            let mut batch = db.batch();
+            batch.put(Cf::Users, b"u", b"1");
+            batch
+                .put_json(Cf::Devices, b"d", &serde_json::json!({"n": 2}))
+                .expect("json");
+            batch.commit().expect("commit");
+            batch = db.batch();
+            batch.delete(Cf::Users, b"u");
+            drop(batch); // never committed: the delete must not happen
+        }
+        let db = open(dir.path());
+        assert_eq!(
+            db.table(Cf::Users).get(b"u").expect("get"),
+            Some(b"1".to_vec())
+        );
+        let value: serde_json::Value = db
+            .table(Cf::Devices)
+            .get_json(b"d")
+            .expect("get")
+            .expect("present");
+        assert_eq!(value["n"], 2);
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let db = open(dir.path());
+            db.table(Cf::Global)
+                .put(SCHEMA_KEY, (SCHEMA_VERSION + 1).to_be_bytes())
+                .expect("put");
+        }
+        let err = Db::open(dir.path(), &StorageConfig::default())
+            .err()
+            .expect("refused");
+        assert!(matches!(err, StorageError::NewerSchema { .. }), "{err}");
+        assert!(err.to_string().contains("newer Myelin"));
+    }
+
+    #[test]
+    fn second_open_reports_the_lock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _db = open(dir.path());
+        let err = Db::open(dir.path(), &StorageConfig::default())
+            .err()
+            .expect("locked");
+        assert!(matches!(err, StorageError::Locked(_)), "{err}");
+    }
+}
