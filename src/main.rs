@@ -1,7 +1,7 @@
 //! The `myelin` command: run the server, check a config, manage accounts offline.
 
 use clap::{Parser, Subcommand};
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -189,7 +189,9 @@ fn init_logging(config: &Config) -> Result<(), Box<dyn std::error::Error + Send 
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal, never in files or log collectors.
+        .with_ansi(std::io::stderr().is_terminal());
     if config.log.format == "json" {
         builder.json().try_init()
     } else {

@@ -114,7 +114,16 @@ where
                 .map_err(|e| Error::not_json(format!("Body is not valid JSON: {e}")))?;
         }
         let http_request = http::Request::from_parts(parts, bytes.as_ref());
-        let args: Vec<&str> = path_args.iter().map(String::as_str).collect();
+        let mut args: Vec<&str> = path_args.iter().map(String::as_str).collect();
+        // `/state/{eventType}` and `/state/{eventType}/` name the empty state key: the route
+        // without the last parameter stands for it.
+        let expected = R::PATH_BUILDER
+            .all_paths()
+            .next()
+            .map_or(0, |path| path.matches('{').count());
+        if args.len() + 1 == expected {
+            args.push("");
+        }
         // ruma's parsers are not all panic-free on hostile input (a login body without `type`
         // indexes a missing key), so a panic while parsing is answered as the bad JSON it is.
         let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -251,6 +260,12 @@ impl RumaRouter for Router<AppState> {
         };
         for path in R::PATH_BUILDER.all_paths() {
             self = self.route(path, on(filter, wrapped.clone()));
+            // An empty state key leaves the last segment empty (`/state/m.room.name/`), which
+            // no path parameter matches: serve those forms too.
+            if let Some(prefix) = path.strip_suffix("/{state_key}") {
+                self = self.route(prefix, on(filter, wrapped.clone()));
+                self = self.route(&format!("{prefix}/"), on(filter, wrapped.clone()));
+            }
         }
         self
     }

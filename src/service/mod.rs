@@ -2,10 +2,13 @@
 //! what is written together) and never see HTTP.
 
 pub mod account;
+pub mod counters;
 pub mod devices;
 pub mod rate_limit;
 pub mod registration_tokens;
+pub mod rooms;
 pub mod shared_secret;
+pub mod signing_key;
 pub mod uiaa;
 pub mod users;
 
@@ -28,6 +31,7 @@ pub struct Services {
     pub rate_limiter: rate_limit::RateLimiter,
     pub registration_tokens: registration_tokens::RegistrationTokens,
     pub shared_secret: shared_secret::SharedSecretRegistration,
+    pub rooms: rooms::Rooms,
 }
 
 impl Services {
@@ -46,6 +50,7 @@ impl Services {
             shared_secret: shared_secret::SharedSecretRegistration::new(
                 &config.registration_shared_secret,
             ),
+            rooms: rooms::Rooms::new(db.clone(), server_name.clone())?,
             server_name,
             config,
             db,

@@ -19,43 +19,61 @@ pub use keys::{Key, KeyReader};
 /// The schema this build writes. Start-up refuses a data directory with a newer one.
 pub const SCHEMA_VERSION: u64 = 1;
 
-/// The column families, one per table. Adding one here creates it on the next start.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Cf {
-    /// Counters and server-wide values (schema version, signing key later).
-    Global,
-    /// user id → account record.
-    Users,
-    /// user id ‖ device id → device record.
-    Devices,
-    /// sha256(access token) → (user, device, expiry).
-    AccessTokens,
-    /// sha256(refresh token) → (user, device).
-    RefreshTokens,
-    /// registration token → uses and expiry.
-    RegistrationTokens,
+/// Declares the column families: the enum, the list opened at start-up, and their names, from
+/// one table so the three cannot disagree.
+macro_rules! column_families {
+    ($($(#[doc = $doc:literal])* $variant:ident => $name:literal,)*) => {
+        /// The column families, one per table. Adding one here creates it on the next start.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Cf {
+            $($(#[doc = $doc])* $variant,)*
+        }
+
+        impl Cf {
+            pub const ALL: &'static [Cf] = &[$(Cf::$variant,)*];
+
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Cf::$variant => $name,)*
+                }
+            }
+        }
+    };
 }
 
-impl Cf {
-    pub const ALL: [Cf; 6] = [
-        Cf::Global,
-        Cf::Users,
-        Cf::Devices,
-        Cf::AccessTokens,
-        Cf::RefreshTokens,
-        Cf::RegistrationTokens,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Cf::Global => "global",
-            Cf::Users => "users",
-            Cf::Devices => "devices",
-            Cf::AccessTokens => "access_tokens",
-            Cf::RefreshTokens => "refresh_tokens",
-            Cf::RegistrationTokens => "registration_tokens",
-        }
-    }
+column_families! {
+    /// Counters and server-wide values (schema version, signing key).
+    Global => "global",
+    /// user id → account record.
+    Users => "users",
+    /// user id ‖ device id → device record.
+    Devices => "devices",
+    /// sha256(access token) → (user, device, expiry).
+    AccessTokens => "access_tokens",
+    /// sha256(refresh token) → (user, device).
+    RefreshTokens => "refresh_tokens",
+    /// registration token → uses and expiry.
+    RegistrationTokens => "registration_tokens",
+    /// kind byte ‖ long id (room, event, state key) → short id (u64).
+    ShortIds => "short_ids",
+    /// short event id → event id.
+    ShortEventIds => "short_event_ids",
+    /// short state key id → event type ‖ `0xff` ‖ state key.
+    ShortStateKeys => "short_state_keys",
+    /// room id → room record (version, short id, current state snapshot, forward extremities).
+    Rooms => "rooms",
+    /// short room id ‖ stream position → the event (PDU) and what we know of it.
+    Pdus => "pdus",
+    /// event id → short room id ‖ stream position.
+    EventIndex => "event_index",
+    /// snapshot id → state as a diff against a parent snapshot.
+    StateSnapshots => "state_snapshots",
+    /// user id ‖ room id → membership.
+    UserRooms => "user_rooms",
+    /// room id ‖ user id → membership.
+    RoomMembers => "room_members",
+    /// user ‖ device ‖ transaction id → event id, so retried sends are idempotent.
+    TxnIds => "txn_ids",
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -177,7 +195,7 @@ impl Db {
 
     /// Flushes memtables and the WAL to disk: called on shutdown so the next start is quick.
     pub fn flush(&self) -> Result<(), StorageError> {
-        for cf in Cf::ALL {
+        for &cf in Cf::ALL {
             self.rocks.flush_cf(&self.handle(cf))?;
         }
         self.rocks.flush_wal(true)?;
@@ -260,6 +278,45 @@ impl Table<'_> {
             out.push((key, value));
         }
         Ok(out)
+    }
+
+    /// Up to `limit` entries under `prefix`, starting at `start` (inclusive, a full key) and
+    /// going forwards or backwards in key order.
+    pub fn scan_from(
+        &self,
+        prefix: &[u8],
+        start: &[u8],
+        forward: bool,
+        limit: usize,
+    ) -> Result<Vec<Entry<Box<[u8]>>>, StorageError> {
+        let direction = if forward {
+            rocksdb::Direction::Forward
+        } else {
+            rocksdb::Direction::Reverse
+        };
+        let iter = self.db.rocks.iterator_cf(
+            &self.db.handle(self.cf),
+            IteratorMode::From(start, direction),
+        );
+        let mut out = Vec::new();
+        for item in iter {
+            if out.len() >= limit {
+                break;
+            }
+            let (key, value) = item?;
+            if !key.starts_with(prefix) {
+                break;
+            }
+            out.push((key, value));
+        }
+        Ok(out)
+    }
+
+    /// A single delete, durable when it returns.
+    pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<(), StorageError> {
+        let mut batch = self.db.batch();
+        batch.delete(self.cf, key);
+        batch.commit()
     }
 
     /// Like [`Table::scan_prefix`], decoding each value as JSON.

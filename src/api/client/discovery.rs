@@ -1,9 +1,9 @@
 //! What a client reads before logging in: supported versions, `.well-known`, capabilities.
 
+use crate::service::rooms::create::{CREATABLE_VERSIONS, DEFAULT_VERSION};
 use axum::Json;
 use axum::extract::State;
 use axum::routing::get;
-use ruma::RoomVersionId;
 #[allow(deprecated)] // m.set_displayname and m.set_avatar_url: clients in use still read them
 use ruma::api::client::discovery::get_capabilities::v3::{
     Capabilities, ChangePasswordCapability, RoomVersionStability, RoomVersionsCapability,
@@ -21,11 +21,6 @@ pub const SUPPORTED_VERSIONS: &[&str] = &[
     "r0.5.0", "r0.6.0", "r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8",
     "v1.9", "v1.10", "v1.11", "v1.12",
 ];
-
-/// Room versions new rooms can have; the default is the one the spec recommends.
-pub const ROOM_VERSIONS: &[RoomVersionId] =
-    &[RoomVersionId::V10, RoomVersionId::V11, RoomVersionId::V12];
-pub const DEFAULT_ROOM_VERSION: RoomVersionId = RoomVersionId::V12;
 
 pub fn routes(router: axum::Router<AppState>) -> axum::Router<AppState> {
     router
@@ -56,8 +51,8 @@ async fn capabilities(
     let mut capabilities = Capabilities::new();
     capabilities.change_password = ChangePasswordCapability::new(true);
     capabilities.room_versions = RoomVersionsCapability::new(
-        DEFAULT_ROOM_VERSION,
-        ROOM_VERSIONS
+        DEFAULT_VERSION,
+        CREATABLE_VERSIONS
             .iter()
             .map(|v| (v.clone(), RoomVersionStability::Stable))
             .collect(),

@@ -3,8 +3,12 @@
 mod account;
 mod devices;
 mod discovery;
+mod membership;
+pub mod message;
 mod register;
+mod rooms;
 mod session;
+mod state;
 
 use axum::Router;
 
@@ -15,5 +19,9 @@ pub fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = register::routes(router);
     let router = session::routes(router);
     let router = account::routes(router);
-    devices::routes(router)
+    let router = devices::routes(router);
+    let router = rooms::routes(router);
+    let router = membership::routes(router);
+    let router = message::routes(router);
+    state::routes(router)
 }

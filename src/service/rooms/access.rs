@@ -1,0 +1,155 @@
+//! Who may read what: history visibility for events and state, and the room's power levels
+//! for checks the auth rules leave to the server (redacting other people's events).
+
+use ruma::events::room::history_visibility::HistoryVisibility;
+use ruma::events::room::member::MembershipState;
+use ruma::events::room::power_levels::{RoomPowerLevels, RoomPowerLevelsEventContent};
+use ruma::events::{StateEventType, TimelineEventType};
+use ruma::{OwnedUserId, RoomId, UserId};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::service::rooms::pdu::StoredPdu;
+use crate::service::rooms::{RoomRecord, Rooms, rules_of};
+
+impl Rooms {
+    fn membership_at(&self, snapshot: u64, user: &UserId) -> Result<Option<MembershipState>> {
+        Ok(self
+            .state_event_at(snapshot, &StateEventType::RoomMember, user.as_str())?
+            .and_then(|pdu| {
+                pdu.content()
+                    .get("membership")
+                    .and_then(Value::as_str)
+                    .map(MembershipState::from)
+            }))
+    }
+
+    fn history_visibility_at(&self, snapshot: u64) -> Result<HistoryVisibility> {
+        Ok(self
+            .state_event_at(snapshot, &StateEventType::RoomHistoryVisibility, "")?
+            .and_then(|pdu| {
+                pdu.content()
+                    .get("history_visibility")
+                    .and_then(Value::as_str)
+                    .map(HistoryVisibility::from)
+            })
+            .unwrap_or(HistoryVisibility::Shared))
+    }
+
+    /// Whether `user` may see `pdu`, by the history visibility in force when it was sent.
+    pub fn can_see(
+        &self,
+        user: &UserId,
+        pdu: &StoredPdu,
+        current: Option<&MembershipState>,
+    ) -> Result<bool> {
+        // A user's own membership event counts as the membership they had at it.
+        let own_membership = (pdu.json.get("state_key").and_then(|v| v.as_str())
+            == Some(user.as_str())
+            && pdu.json.get("type").and_then(|v| v.as_str()) == Some("m.room.member"))
+        .then(|| {
+            pdu.content()
+                .get("membership")
+                .and_then(Value::as_str)
+                .map(MembershipState::from)
+        })
+        .flatten();
+        let membership = match own_membership {
+            Some(membership) => Some(membership),
+            None => self.membership_at(pdu.state_before, user)?,
+        };
+        Ok(match self.history_visibility_at(pdu.state_before)? {
+            HistoryVisibility::WorldReadable => true,
+            HistoryVisibility::Shared => {
+                membership == Some(MembershipState::Join) || current == Some(&MembershipState::Join)
+            }
+            HistoryVisibility::Invited => {
+                matches!(
+                    membership,
+                    Some(MembershipState::Join | MembershipState::Invite)
+                )
+            }
+            _ => membership == Some(MembershipState::Join),
+        })
+    }
+
+    /// The state snapshot `user` may read: the current state while joined, the state when they
+    /// left (or were banned), the current state of a world-readable room; otherwise forbidden.
+    pub fn readable_snapshot(
+        &self,
+        room_id: &RoomId,
+        room: &RoomRecord,
+        user: &UserId,
+    ) -> Result<u64> {
+        if let Some(record) = self.membership(room_id, user)? {
+            match record.membership {
+                MembershipState::Join => return Ok(room.snapshot),
+                MembershipState::Leave | MembershipState::Ban => {
+                    if let Some(pdu) = self.pdu(&record.event_id)? {
+                        return self.snapshot_after(room, &pdu);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if self.history_visibility_at(room.snapshot)? == HistoryVisibility::WorldReadable {
+            return Ok(room.snapshot);
+        }
+        Err(Error::forbidden(format!(
+            "You are not allowed to view {room_id}"
+        )))
+    }
+
+    /// Forbidden unless `user` is joined to the room.
+    pub fn require_joined(&self, room_id: &RoomId, user: &UserId) -> Result<()> {
+        match self.membership(room_id, user)? {
+            Some(record) if record.membership == MembershipState::Join => Ok(()),
+            _ => Err(Error::forbidden(format!(
+                "You are not a member of {room_id}"
+            ))),
+        }
+    }
+
+    /// The room's current power levels, with the creators of room versions that privilege them.
+    pub fn power_levels(&self, room: &RoomRecord) -> Result<RoomPowerLevels> {
+        let rules = rules_of(&room.version)?;
+        let content: Option<RoomPowerLevelsEventContent> = self
+            .state_event_at(room.snapshot, &StateEventType::RoomPowerLevels, "")?
+            .map(|pdu| serde_json::from_value(pdu.content()))
+            .transpose()
+            .map_err(Error::internal)?;
+        let mut creators: Vec<OwnedUserId> = Vec::new();
+        if rules.authorization.explicitly_privilege_room_creators
+            && let Some(create) =
+                self.state_event_at(room.snapshot, &StateEventType::RoomCreate, "")?
+        {
+            if let Some(sender) = create.json.get("sender").and_then(|v| v.as_str())
+                && let Ok(sender) = OwnedUserId::try_from(sender)
+            {
+                creators.push(sender);
+            }
+            if let Some(Value::Array(extra)) = create.content().get("additional_creators") {
+                creators.extend(
+                    extra
+                        .iter()
+                        .filter_map(|v| v.as_str())
+                        .filter_map(|s| OwnedUserId::try_from(s).ok()),
+                );
+            }
+        }
+        Ok(RoomPowerLevels::new(
+            content.into(),
+            &rules.authorization,
+            creators,
+        ))
+    }
+
+    /// Whether `user` may redact `target` (their own event, or anyone's with the redact level).
+    pub fn may_redact(&self, room: &RoomRecord, user: &UserId, target: &StoredPdu) -> Result<bool> {
+        let power = self.power_levels(room)?;
+        let own = target.json.get("sender").and_then(|v| v.as_str()) == Some(user.as_str());
+        let redaction_allowed =
+            power.user_can_send_message(user, TimelineEventType::RoomRedaction.to_string().into());
+        Ok(redaction_allowed && (own || power.user_can_redact_event_of_other(user)))
+    }
+}

@@ -1,0 +1,162 @@
+//! Membership changes by local users: join, invite, leave, kick, ban, unban, forget. Who may do
+//! what is decided by the room version's auth rules (power levels, join rules, bans); these
+//! functions only build the right member event.
+
+use ruma::events::StateEventType;
+use ruma::events::room::member::MembershipState;
+use ruma::{RoomId, UserId};
+use serde_json::json;
+
+use crate::error::{Error, Result};
+use crate::service::Services;
+use crate::service::rooms::NewEvent;
+use crate::storage::{Cf, Key};
+
+impl Services {
+    /// Joins a local room. Joining a room one is already in changes nothing.
+    pub async fn join_room(&self, user: &UserId, room_id: &RoomId) -> Result<()> {
+        self.rooms.existing_room(room_id)?;
+        if self
+            .rooms
+            .membership(room_id, user)?
+            .is_some_and(|m| m.membership == MembershipState::Join)
+        {
+            return Ok(());
+        }
+        let content = self.member_content(user, MembershipState::Join)?;
+        self.rooms
+            .append(
+                room_id,
+                user,
+                NewEvent::state(StateEventType::RoomMember, user.as_str(), content),
+                None,
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn invite(
+        &self,
+        sender: &UserId,
+        room_id: &RoomId,
+        target: &UserId,
+        reason: Option<String>,
+        is_direct: bool,
+    ) -> Result<()> {
+        self.rooms.existing_room(room_id)?;
+        if !self.users.is_local(target) {
+            return Err(Error::forbidden(format!(
+                "Cannot invite {target}: federation is not available yet"
+            )));
+        }
+        if !self.users.exists(target)? {
+            return Err(Error::not_found(format!("Unknown user {target}")));
+        }
+        let mut content = self.member_content(target, MembershipState::Invite)?;
+        if let Some(reason) = reason {
+            content["reason"] = json!(reason);
+        }
+        if is_direct {
+            content["is_direct"] = json!(true);
+        }
+        self.rooms
+            .append(
+                room_id,
+                sender,
+                NewEvent::state(StateEventType::RoomMember, target.as_str(), content),
+                None,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Sets `target`'s membership to `membership` (leave, ban) as `sender`: leaving, rejecting
+    /// an invite, kicking, banning and unbanning are all this.
+    pub async fn set_membership(
+        &self,
+        sender: &UserId,
+        room_id: &RoomId,
+        target: &UserId,
+        membership: MembershipState,
+        reason: Option<String>,
+    ) -> Result<()> {
+        self.rooms.existing_room(room_id)?;
+        let mut content = json!({"membership": membership});
+        if let Some(reason) = reason {
+            content["reason"] = json!(reason);
+        }
+        self.rooms
+            .append(
+                room_id,
+                sender,
+                NewEvent::state(StateEventType::RoomMember, target.as_str(), content),
+                None,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Unbans: only a banned user can be unbanned (otherwise this would kick them).
+    pub async fn unban(
+        &self,
+        sender: &UserId,
+        room_id: &RoomId,
+        target: &UserId,
+        reason: Option<String>,
+    ) -> Result<()> {
+        let banned = self
+            .rooms
+            .membership(room_id, target)?
+            .is_some_and(|m| m.membership == MembershipState::Ban);
+        if !banned {
+            return Err(Error::forbidden(format!(
+                "{target} is not banned from {room_id}"
+            )));
+        }
+        self.set_membership(sender, room_id, target, MembershipState::Leave, reason)
+            .await
+    }
+
+    /// Kicks: only a joined, invited or knocking user can be kicked.
+    pub async fn kick(
+        &self,
+        sender: &UserId,
+        room_id: &RoomId,
+        target: &UserId,
+        reason: Option<String>,
+    ) -> Result<()> {
+        let current = self
+            .rooms
+            .membership(room_id, target)?
+            .map(|m| m.membership);
+        if !matches!(
+            current,
+            Some(MembershipState::Join | MembershipState::Invite | MembershipState::Knock)
+        ) {
+            return Err(Error::forbidden(format!("{target} is not in {room_id}")));
+        }
+        self.set_membership(sender, room_id, target, MembershipState::Leave, reason)
+            .await
+    }
+
+    /// Forgets a room the user has left: it no longer appears in their room list.
+    pub fn forget(&self, user: &UserId, room_id: &RoomId) -> Result<()> {
+        let current = self.rooms.membership(room_id, user)?;
+        match current.map(|m| m.membership) {
+            None => Ok(()),
+            Some(MembershipState::Join | MembershipState::Invite | MembershipState::Knock) => {
+                Err(Error::new(
+                    http::StatusCode::BAD_REQUEST,
+                    ruma::api::error::ErrorKind::Unknown,
+                    "Leave the room before forgetting it",
+                ))
+            }
+            Some(_) => {
+                self.db
+                    .table(Cf::UserRooms)
+                    .delete(Key::new().str(user.as_str()).bytes(room_id.as_bytes()))?;
+                Ok(())
+            }
+        }
+    }
+}
