@@ -2,8 +2,10 @@
 //! what is written together) and never see HTTP.
 
 pub mod account;
+pub mod account_data;
 pub mod counters;
 pub mod devices;
+pub mod directory;
 pub mod rate_limit;
 pub mod registration_tokens;
 pub mod rooms;
@@ -32,12 +34,19 @@ pub struct Services {
     pub registration_tokens: registration_tokens::RegistrationTokens,
     pub shared_secret: shared_secret::SharedSecretRegistration,
     pub rooms: rooms::Rooms,
+    pub account_data: account_data::AccountData,
+    /// The one stream position every change that sync reports takes a value from.
+    pub stream: Arc<counters::Counter>,
 }
 
 impl Services {
     pub fn new(config: Config, db: Db) -> Result<Arc<Services>> {
         let server_name = OwnedServerName::try_from(config.server_name.as_str())
             .map_err(|e| Error::internal(format!("server_name: {e}")))?;
+        let stream = Arc::new(counters::Counter::open(
+            db.clone(),
+            b"next_stream_position",
+        )?);
         Ok(Arc::new(Services {
             users: users::Users::new(db.clone(), server_name.clone()),
             devices: devices::Devices::new(
@@ -50,7 +59,9 @@ impl Services {
             shared_secret: shared_secret::SharedSecretRegistration::new(
                 &config.registration_shared_secret,
             ),
-            rooms: rooms::Rooms::new(db.clone(), server_name.clone())?,
+            rooms: rooms::Rooms::new(db.clone(), server_name.clone(), stream.clone())?,
+            account_data: account_data::AccountData::new(db.clone(), stream.clone()),
+            stream,
             server_name,
             config,
             db,

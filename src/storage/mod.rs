@@ -74,6 +74,14 @@ column_families! {
     RoomMembers => "room_members",
     /// user ‖ device ‖ transaction id → event id, so retried sends are idempotent.
     TxnIds => "txn_ids",
+    /// user id ‖ room id (empty for global) ‖ type → content and stream position.
+    AccountData => "account_data",
+    /// room alias → room id and who made it.
+    Aliases => "aliases",
+    /// room id ‖ alias → nothing: the aliases of a room.
+    RoomAliases => "room_aliases",
+    /// room id → nothing: rooms published in the room directory.
+    PublicRooms => "public_rooms",
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -63,8 +63,17 @@ async fn join_by_id_or_alias(
     request: Ruma<join_room_by_id_or_alias::v3::Request>,
 ) -> Result<join_room_by_id_or_alias::v3::Response> {
     let user = &request.identity()?.user_id;
-    let room_id = OwnedRoomId::try_from(request.body.room_id_or_alias.as_str())
-        .map_err(|_| Error::not_found("Room aliases are not supported yet"))?;
+    let target = &request.body.room_id_or_alias;
+    let room_id = match OwnedRoomId::try_from(target.as_str()) {
+        Ok(room_id) => room_id,
+        Err(_) => {
+            let alias = ruma::OwnedRoomAliasId::try_from(target.as_str())
+                .map_err(|e| Error::invalid_param(e.to_string()))?;
+            services
+                .resolve_alias(&alias)?
+                .ok_or_else(|| Error::not_found(format!("Alias {alias} not found")))?
+        }
+    };
     services.join_room(user, &room_id).await?;
     Ok(join_room_by_id_or_alias::v3::Response::new(room_id))
 }

@@ -1,7 +1,9 @@
 //! The client-server API, one module per spec area.
 
 mod account;
+mod account_data;
 mod devices;
+mod directory;
 mod discovery;
 mod membership;
 pub mod message;
@@ -19,8 +21,10 @@ pub fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = register::routes(router);
     let router = session::routes(router);
     let router = account::routes(router);
+    let router = account_data::routes(router);
     let router = devices::routes(router);
     let router = rooms::routes(router);
+    let router = directory::routes(router);
     let router = membership::routes(router);
     let router = message::routes(router);
     state::routes(router)

@@ -21,13 +21,6 @@ async fn create_room(
 ) -> Result<create_room::v3::Response> {
     let creator = request.identity()?.user_id.clone();
     let body = request.body;
-    if body.room_alias_name.is_some() {
-        return Err(Error::new(
-            http::StatusCode::BAD_REQUEST,
-            ruma::api::error::ErrorKind::Unknown,
-            "Room aliases are not supported yet",
-        ));
-    }
     let preset = match body.preset {
         None => None,
         Some(RoomPreset::PrivateChat) => Some(Preset::PrivateChat),
@@ -83,6 +76,7 @@ async fn create_room(
                 power_level_content_override: parse(
                     body.power_level_content_override.map(|raw| raw.into_json()),
                 )?,
+                alias_name: body.room_alias_name,
             },
         )
         .await?;

@@ -68,6 +68,9 @@ async fn send(
         serde_json::from_str(body.body.json().get()).map_err(|e| Error::bad_json(e.to_string()))?;
     validate_state_content(&body.event_type, &content)?;
     services.rooms.existing_room(&body.room_id)?;
+    if body.event_type == ruma::events::StateEventType::RoomCanonicalAlias {
+        services.check_canonical_alias(&body.room_id, &content)?;
+    }
     let event_id = services
         .rooms
         .append(

@@ -3,7 +3,7 @@
 
 use ruma::events::StateEventType;
 use ruma::events::room::member::MembershipState;
-use ruma::{OwnedRoomId, OwnedUserId, RoomVersionId, UserId};
+use ruma::{OwnedRoomAliasId, OwnedRoomId, OwnedUserId, RoomVersionId, UserId};
 use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
@@ -35,6 +35,8 @@ pub struct CreateRoom {
     pub topic: Option<String>,
     pub initial_state: Vec<(StateEventType, String, Value)>,
     pub power_level_content_override: Option<Value>,
+    /// `room_alias_name`: the localpart of an alias to create for the room.
+    pub alias_name: Option<String>,
 }
 
 impl Services {
@@ -73,6 +75,21 @@ impl Services {
             }
         }
 
+        let alias = match &request.alias_name {
+            None => None,
+            Some(name) => {
+                let alias = OwnedRoomAliasId::try_from(format!("#{name}:{}", self.server_name))
+                    .map_err(|e| Error::invalid_param(format!("Invalid room_alias_name: {e}")))?;
+                if self.resolve_alias(&alias)?.is_some() {
+                    return Err(Error::new(
+                        http::StatusCode::BAD_REQUEST,
+                        ruma::api::error::ErrorKind::RoomInUse,
+                        format!("Alias {alias} is already in use"),
+                    ));
+                }
+                Some(alias)
+            }
+        };
         let mut creation = match request.creation_content.clone() {
             None => Map::new(),
             Some(Value::Object(object)) => object,
@@ -158,6 +175,16 @@ impl Services {
         ))
         .await?;
 
+        if let Some(alias) = &alias {
+            self.create_alias(creator, alias, &room_id)?;
+            send(NewEvent::state(
+                StateEventType::RoomCanonicalAlias,
+                "",
+                json!({"alias": alias}),
+            ))
+            .await?;
+        }
+
         let (join_rule, guest_access) = match preset {
             Preset::PublicChat => ("public", "forbidden"),
             Preset::PrivateChat | Preset::TrustedPrivateChat => ("invite", "can_join"),
@@ -211,6 +238,9 @@ impl Services {
                 content,
             ))
             .await?;
+        }
+        if request.public {
+            self.set_published(creator, &room_id, true)?;
         }
         tracing::info!(room = %room_id, version = %version, creator = %creator, "room created");
         Ok(room_id)

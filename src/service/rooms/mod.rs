@@ -96,17 +96,17 @@ pub struct Rooms {
     signing_key: SigningKey,
     pub short: ShortIds,
     pub snapshots: Snapshots,
-    stream: Counter,
+    stream: Arc<Counter>,
     locks: Mutex<HashMap<OwnedRoomId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Rooms {
-    pub fn new(db: Db, server_name: OwnedServerName) -> Result<Self> {
+    pub fn new(db: Db, server_name: OwnedServerName, stream: Arc<Counter>) -> Result<Self> {
         Ok(Rooms {
             signing_key: SigningKey::load_or_generate(&db)?,
             short: ShortIds::new(db.clone())?,
             snapshots: Snapshots::new(db.clone())?,
-            stream: Counter::open(db.clone(), b"next_stream_position")?,
+            stream,
             locks: Mutex::new(HashMap::new()),
             server_name,
             db,
