@@ -1015,3 +1015,138 @@ async fn concurrent_senders_keep_a_linear_consistent_dag() {
         previous = Some((id.to_owned(), depth));
     }
 }
+
+#[tokio::test]
+async fn context_and_timestamp_lookup() {
+    let server = TestServer::start().await;
+    let alice = user(&server, "alice").await;
+    let room = create_room(&server, &alice, json!({})).await;
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let (_, sent) = send_text(&server, &alice, &room, &format!("c{i}"), &format!("m{i}")).await;
+        ids.push(sent["event_id"].as_str().expect("id").to_owned());
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    let (status, context) = server
+        .get(
+            &format!("{V3}/rooms/{room}/context/{}?limit=4", ids[5]),
+            Some(&alice.token),
+        )
+        .await;
+    assert_eq!(status, 200, "{context}");
+    assert_eq!(context["event"]["content"]["body"], "m5");
+    let before: Vec<&str> = context["events_before"]
+        .as_array()
+        .expect("before")
+        .iter()
+        .filter_map(|e| e["content"]["body"].as_str())
+        .collect();
+    let after: Vec<&str> = context["events_after"]
+        .as_array()
+        .expect("after")
+        .iter()
+        .filter_map(|e| e["content"]["body"].as_str())
+        .collect();
+    assert_eq!(before, ["m4", "m3"]);
+    assert_eq!(after, ["m6", "m7"]);
+    assert!(
+        context["state"]
+            .as_array()
+            .expect("state")
+            .iter()
+            .any(|e| e["type"] == "m.room.create")
+    );
+    // Its tokens work with /messages.
+    let end = context["end"].as_str().expect("end");
+    let (_, next) = messages(&server, &alice, &room, &format!("dir=f&limit=1&from={end}")).await;
+    assert_eq!(bodies(&next), ["m8"]);
+    assert_error(
+        &server
+            .get(
+                &format!("{V3}/rooms/{room}/context/$missing"),
+                Some(&alice.token),
+            )
+            .await,
+        404,
+        "M_NOT_FOUND",
+    );
+
+    let (_, event) = server
+        .get(
+            &format!("{V3}/rooms/{room}/event/{}", ids[3]),
+            Some(&alice.token),
+        )
+        .await;
+    let ts = event["origin_server_ts"].as_u64().expect("ts");
+    let lookup = format!("/_matrix/client/v1/rooms/{room}/timestamp_to_event");
+    let (status, found) = server
+        .get(&format!("{lookup}?ts={ts}&dir=f"), Some(&alice.token))
+        .await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["event_id"], ids[3].as_str());
+    let (_, found) = server
+        .get(&format!("{lookup}?ts={}&dir=b", ts + 1), Some(&alice.token))
+        .await;
+    assert_eq!(found["event_id"], ids[3].as_str());
+    assert_error(
+        &server
+            .get(&format!("{lookup}?ts=1&dir=b"), Some(&alice.token))
+            .await,
+        404,
+        "M_NOT_FOUND",
+    );
+    assert_error(
+        &server
+            .get(&format!("{lookup}?ts=abc&dir=f"), Some(&alice.token))
+            .await,
+        400,
+        "M_INVALID_PARAM",
+    );
+}
+
+#[tokio::test]
+async fn knocking() {
+    let server = TestServer::start().await;
+    let alice = user(&server, "alice").await;
+    let bob = user(&server, "bob").await;
+    let room = create_room(&server, &alice, json!({"initial_state": [{"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "knock"}}]})).await;
+    let (status, body) = server
+        .post(
+            &format!("{V3}/knock/{room}"),
+            Some(&bob.token),
+            json!({"reason": "let me in"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["room_id"], room.as_str());
+    let (_, member) = state(&server, &alice, &room, "m.room.member", &bob.id).await;
+    assert_eq!(member["membership"], "knock");
+    assert_eq!(
+        server
+            .post(
+                &format!("{V3}/rooms/{room}/invite"),
+                Some(&alice.token),
+                json!({"user_id": bob.id})
+            )
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        server
+            .post(&format!("{V3}/join/{room}"), Some(&bob.token), json!({}))
+            .await
+            .0,
+        200
+    );
+
+    // Rooms that are invite-only refuse knocks.
+    let closed = create_room(&server, &alice, json!({})).await;
+    assert_error(
+        &server
+            .post(&format!("{V3}/knock/{closed}"), Some(&bob.token), json!({}))
+            .await,
+        403,
+        "M_FORBIDDEN",
+    );
+}

@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use ruma::OwnedRoomId;
+use ruma::api::client::knock::knock_room;
 use ruma::api::client::membership::{
     ban_user, forget_room, get_member_events, invite_user, join_room_by_id,
     join_room_by_id_or_alias, joined_members, kick_user, leave_room, unban_user,
@@ -25,6 +26,7 @@ pub fn routes(router: axum::Router<AppState>) -> axum::Router<AppState> {
         .ruma(unban)
         .ruma(members)
         .ruma(joined_members)
+        .ruma(knock)
 }
 
 async fn invite(
@@ -63,19 +65,38 @@ async fn join_by_id_or_alias(
     request: Ruma<join_room_by_id_or_alias::v3::Request>,
 ) -> Result<join_room_by_id_or_alias::v3::Response> {
     let user = &request.identity()?.user_id;
-    let target = &request.body.room_id_or_alias;
-    let room_id = match OwnedRoomId::try_from(target.as_str()) {
-        Ok(room_id) => room_id,
+    let room_id = resolve_room(&services, &request.body.room_id_or_alias)?;
+    services.join_room(user, &room_id).await?;
+    Ok(join_room_by_id_or_alias::v3::Response::new(room_id))
+}
+
+async fn knock(
+    State(services): State<AppState>,
+    request: Ruma<knock_room::v3::Request>,
+) -> Result<knock_room::v3::Response> {
+    let user = &request.identity()?.user_id;
+    let room_id = resolve_room(&services, &request.body.room_id_or_alias)?;
+    services
+        .knock(user, &room_id, request.body.reason.clone())
+        .await?;
+    Ok(knock_room::v3::Response::new(room_id))
+}
+
+/// A room id as given, or the room a local alias points at.
+fn resolve_room(
+    services: &crate::service::Services,
+    target: &ruma::RoomOrAliasId,
+) -> Result<OwnedRoomId> {
+    match OwnedRoomId::try_from(target.as_str()) {
+        Ok(room_id) => Ok(room_id),
         Err(_) => {
             let alias = ruma::OwnedRoomAliasId::try_from(target.as_str())
                 .map_err(|e| Error::invalid_param(e.to_string()))?;
             services
                 .resolve_alias(&alias)?
-                .ok_or_else(|| Error::not_found(format!("Alias {alias} not found")))?
+                .ok_or_else(|| Error::not_found(format!("Alias {alias} not found")))
         }
-    };
-    services.join_room(user, &room_id).await?;
-    Ok(join_room_by_id_or_alias::v3::Response::new(room_id))
+    }
 }
 
 async fn leave(

@@ -2,6 +2,7 @@
 
 mod account;
 mod account_data;
+mod context;
 mod devices;
 mod directory;
 mod discovery;
@@ -24,6 +25,7 @@ pub fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = account_data::routes(router);
     let router = devices::routes(router);
     let router = rooms::routes(router);
+    let router = context::routes(router);
     let router = directory::routes(router);
     let router = membership::routes(router);
     let router = message::routes(router);

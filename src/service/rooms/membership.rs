@@ -70,6 +70,29 @@ impl Services {
         Ok(())
     }
 
+    /// Knocks on a room whose join rule allows it (the auth rules check that).
+    pub async fn knock(
+        &self,
+        user: &UserId,
+        room_id: &RoomId,
+        reason: Option<String>,
+    ) -> Result<()> {
+        self.rooms.existing_room(room_id)?;
+        let mut content = self.member_content(user, MembershipState::Knock)?;
+        if let Some(reason) = reason {
+            content["reason"] = json!(reason);
+        }
+        self.rooms
+            .append(
+                room_id,
+                user,
+                NewEvent::state(StateEventType::RoomMember, user.as_str(), content),
+                None,
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Sets `target`'s membership to `membership` (leave, ban) as `sender`: leaving, rejecting
     /// an invite, kicking, banning and unbanning are all this.
     pub async fn set_membership(
