@@ -1150,3 +1150,87 @@ async fn knocking() {
         "M_FORBIDDEN",
     );
 }
+
+#[tokio::test]
+async fn upgrading_a_room() {
+    let server = TestServer::start().await;
+    let alice = user(&server, "alice").await;
+    let bob = user(&server, "bob").await;
+    let troll = user(&server, "troll").await;
+    let (_, created) = server
+        .post(&format!("{V3}/createRoom"), Some(&alice.token), json!({"room_version": "10", "preset": "public_chat", "name": "Old", "topic": "t", "room_alias_name": "up"}))
+        .await;
+    let old = created["room_id"].as_str().expect("room").to_owned();
+    server
+        .post(&format!("{V3}/join/{old}"), Some(&bob.token), json!({}))
+        .await;
+    server
+        .post(&format!("{V3}/join/{old}"), Some(&troll.token), json!({}))
+        .await;
+    server
+        .post(
+            &format!("{V3}/rooms/{old}/ban"),
+            Some(&alice.token),
+            json!({"user_id": troll.id}),
+        )
+        .await;
+
+    let upgrade = format!("{V3}/rooms/{old}/upgrade");
+    assert_error(
+        &server
+            .post(&upgrade, Some(&bob.token), json!({"new_version": "11"}))
+            .await,
+        403,
+        "M_FORBIDDEN",
+    );
+    assert_error(
+        &server
+            .post(&upgrade, Some(&alice.token), json!({"new_version": "4"}))
+            .await,
+        400,
+        "M_UNSUPPORTED_ROOM_VERSION",
+    );
+    let (status, body) = server
+        .post(&upgrade, Some(&alice.token), json!({"new_version": "12"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let new = body["replacement_room"]
+        .as_str()
+        .expect("replacement")
+        .to_owned();
+
+    let (_, tombstone) = state(&server, &alice, &old, "m.room.tombstone", "").await;
+    assert_eq!(tombstone["replacement_room"], new.as_str());
+    let (_, create) = state(&server, &alice, &new, "m.room.create", "").await;
+    assert_eq!(create["room_version"], "12");
+    assert_eq!(create["predecessor"]["room_id"], old.as_str());
+    let (_, name) = state(&server, &alice, &new, "m.room.name", "").await;
+    assert_eq!(name["name"], "Old");
+    let (_, ban) = state(&server, &alice, &new, "m.room.member", &troll.id).await;
+    assert_eq!(ban["membership"], "ban");
+    let (_, resolved) = server
+        .get(&format!("{V3}/directory/room/%23up:test.local"), None)
+        .await;
+    assert_eq!(resolved["room_id"], new.as_str());
+    // The old room is muted for ordinary members; the new one is open to them.
+    assert_error(
+        &send_text(&server, &bob, &old, "late", "anyone?").await,
+        403,
+        "M_FORBIDDEN",
+    );
+    assert_eq!(
+        server
+            .post(&format!("{V3}/join/{new}"), Some(&bob.token), json!({}))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(send_text(&server, &bob, &new, "hello", "here").await.0, 200);
+    assert_error(
+        &server
+            .post(&format!("{V3}/join/{new}"), Some(&troll.token), json!({}))
+            .await,
+        403,
+        "M_FORBIDDEN",
+    );
+}

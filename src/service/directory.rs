@@ -110,6 +110,33 @@ impl Services {
         Ok(())
     }
 
+    /// Points an existing alias at another room (used when a room is upgraded).
+    pub fn move_alias(&self, alias: &RoomAliasId, room_id: &RoomId) -> Result<()> {
+        let Some(mut record) = self
+            .db
+            .table(Cf::Aliases)
+            .get_json::<AliasRecord>(alias.as_str())?
+        else {
+            return Ok(());
+        };
+        let mut batch = self.db.batch();
+        batch.delete(
+            Cf::RoomAliases,
+            Key::new()
+                .str(record.room_id.as_str())
+                .bytes(alias.as_bytes()),
+        );
+        record.room_id = room_id.to_owned();
+        batch.put(
+            Cf::RoomAliases,
+            Key::new().str(room_id.as_str()).bytes(alias.as_bytes()),
+            [],
+        );
+        batch.put_json(Cf::Aliases, alias.as_str(), &record)?;
+        batch.commit()?;
+        Ok(())
+    }
+
     pub fn room_aliases(&self, room_id: &RoomId) -> Result<Vec<OwnedRoomAliasId>> {
         let prefix = Key::new().str(room_id.as_str());
         self.db

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use ruma::api::client::membership::joined_rooms;
 use ruma::api::client::room::create_room::v3::RoomPreset;
-use ruma::api::client::room::{Visibility, create_room};
+use ruma::api::client::room::{Visibility, create_room, upgrade_room};
 use ruma::events::StateEventType;
 use ruma::events::room::member::MembershipState;
 
@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::service::rooms::create::{CreateRoom, Preset};
 
 pub fn routes(router: axum::Router<AppState>) -> axum::Router<AppState> {
-    router.ruma(create_room).ruma(joined_rooms)
+    router.ruma(create_room).ruma(joined_rooms).ruma(upgrade)
 }
 
 async fn create_room(
@@ -96,4 +96,16 @@ async fn joined_rooms(
         .map(|(room_id, _)| room_id)
         .collect();
     Ok(joined_rooms::v3::Response::new(rooms))
+}
+
+async fn upgrade(
+    State(services): State<AppState>,
+    request: Ruma<upgrade_room::v3::Request>,
+) -> Result<upgrade_room::v3::Response> {
+    let user = &request.identity()?.user_id;
+    let body = &request.body;
+    let new_room = services
+        .upgrade_room(user, &body.room_id, body.new_version.clone())
+        .await?;
+    Ok(upgrade_room::v3::Response::new(new_room))
 }

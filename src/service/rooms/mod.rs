@@ -12,6 +12,7 @@ pub mod membership;
 pub mod pdu;
 pub mod short;
 pub mod state;
+pub mod upgrade;
 
 use http::StatusCode;
 use ruma::api::error::ErrorKind;
