@@ -27,18 +27,10 @@ async fn context(
     let user = &request.identity()?.user_id;
     let body = &request.body;
     let room = services.rooms.existing_room(&body.room_id)?;
-    let current = services
-        .rooms
-        .membership(&body.room_id, user)?
-        .map(|m| m.membership);
-    let not_found = || Error::not_found(format!("Event {} not found", body.event_id));
+    let current = services.rooms.current_membership(&body.room_id, user)?;
     let event = services
         .rooms
-        .pdu_in_room(&room, &body.event_id)?
-        .ok_or_else(not_found)?;
-    if !services.rooms.can_see(user, &event, current.as_ref())? {
-        return Err(not_found());
-    }
+        .visible_event(&body.room_id, &room, user, &body.event_id)?;
     let limit = u64::from(body.limit).min(MAX_CONTEXT) as usize;
     let before_wanted = limit / 2;
     let after_wanted = limit - before_wanted;
@@ -112,10 +104,7 @@ async fn timestamp_to_event(
     let user = &request.identity()?.user_id;
     let body = &request.body;
     let room = services.rooms.existing_room(&body.room_id)?;
-    let current = services
-        .rooms
-        .membership(&body.room_id, user)?
-        .map(|m| m.membership);
+    let current = services.rooms.current_membership(&body.room_id, user)?;
     let target = u64::from(body.ts.get());
     let forward = body.dir == Direction::Forward;
     // Walk the timeline in the asked direction from the matching end; stop at the first

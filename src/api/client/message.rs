@@ -137,18 +137,9 @@ async fn get_event(
     let user = &request.identity()?.user_id;
     let body = &request.body;
     let room = services.rooms.existing_room(&body.room_id)?;
-    let not_found = || Error::not_found(format!("Event {} not found", body.event_id));
     let pdu = services
         .rooms
-        .pdu_in_room(&room, &body.event_id)?
-        .ok_or_else(not_found)?;
-    let current = services
-        .rooms
-        .membership(&body.room_id, user)?
-        .map(|m| m.membership);
-    if !services.rooms.can_see(user, &pdu, current.as_ref())? {
-        return Err(not_found());
-    }
+        .visible_event(&body.room_id, &room, user, &body.event_id)?;
     let event = client_event(&services, &body.room_id, user, &pdu)?;
     Ok(get_room_event::v3::Response::new(Raw::from_json(event)))
 }
@@ -160,10 +151,7 @@ async fn messages(
     let user = &request.identity()?.user_id;
     let body = &request.body;
     let room = services.rooms.existing_room(&body.room_id)?;
-    let current = services
-        .rooms
-        .membership(&body.room_id, user)?
-        .map(|m| m.membership);
+    let current = services.rooms.current_membership(&body.room_id, user)?;
     let forward = body.dir == Direction::Forward;
     let from = body.from.as_deref().map(parse_token).transpose()?;
     let to = body.to.as_deref().map(parse_token).transpose()?;

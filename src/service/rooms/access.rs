@@ -73,6 +73,36 @@ impl Rooms {
         })
     }
 
+    /// The user's current membership in a room, if any.
+    pub fn current_membership(
+        &self,
+        room_id: &RoomId,
+        user: &UserId,
+    ) -> Result<Option<MembershipState>> {
+        Ok(self
+            .membership(room_id, user)?
+            .map(|record| record.membership))
+    }
+
+    /// An event of the room that `user` may see; `M_NOT_FOUND` otherwise (whether it exists or
+    /// not, so that hidden history does not leak).
+    pub fn visible_event(
+        &self,
+        room_id: &RoomId,
+        room: &RoomRecord,
+        user: &UserId,
+        event_id: &ruma::EventId,
+    ) -> Result<StoredPdu> {
+        let not_found = || Error::not_found(format!("Event {event_id} not found"));
+        let pdu = self.pdu_in_room(room, event_id)?.ok_or_else(not_found)?;
+        let current = self.current_membership(room_id, user)?;
+        if self.can_see(user, &pdu, current.as_ref())? {
+            Ok(pdu)
+        } else {
+            Err(not_found())
+        }
+    }
+
     /// The state snapshot `user` may read: the current state while joined, the state when they
     /// left (or were banned), the current state of a world-readable room; otherwise forbidden.
     pub fn readable_snapshot(

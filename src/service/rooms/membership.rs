@@ -13,26 +13,31 @@ use crate::service::rooms::NewEvent;
 use crate::storage::{Cf, Key};
 
 impl Services {
+    /// Appends `sender`'s change of `target`'s membership, with an optional reason.
+    async fn append_member(
+        &self,
+        room_id: &RoomId,
+        sender: &UserId,
+        target: &UserId,
+        mut content: serde_json::Value,
+        reason: Option<String>,
+    ) -> Result<()> {
+        if let Some(reason) = reason {
+            content["reason"] = json!(reason);
+        }
+        let event = NewEvent::state(StateEventType::RoomMember, target.as_str(), content);
+        self.rooms.append(room_id, sender, event, None).await?;
+        Ok(())
+    }
+
     /// Joins a local room. Joining a room one is already in changes nothing.
     pub async fn join_room(&self, user: &UserId, room_id: &RoomId) -> Result<()> {
         self.rooms.existing_room(room_id)?;
-        if self
-            .rooms
-            .membership(room_id, user)?
-            .is_some_and(|m| m.membership == MembershipState::Join)
-        {
+        if self.rooms.current_membership(room_id, user)? == Some(MembershipState::Join) {
             return Ok(());
         }
         let content = self.member_content(user, MembershipState::Join)?;
-        self.rooms
-            .append(
-                room_id,
-                user,
-                NewEvent::state(StateEventType::RoomMember, user.as_str(), content),
-                None,
-            )
-            .await?;
-        Ok(())
+        self.append_member(room_id, user, user, content, None).await
     }
 
     pub async fn invite(
@@ -53,21 +58,11 @@ impl Services {
             return Err(Error::not_found(format!("Unknown user {target}")));
         }
         let mut content = self.member_content(target, MembershipState::Invite)?;
-        if let Some(reason) = reason {
-            content["reason"] = json!(reason);
-        }
         if is_direct {
             content["is_direct"] = json!(true);
         }
-        self.rooms
-            .append(
-                room_id,
-                sender,
-                NewEvent::state(StateEventType::RoomMember, target.as_str(), content),
-                None,
-            )
-            .await?;
-        Ok(())
+        self.append_member(room_id, sender, target, content, reason)
+            .await
     }
 
     /// Knocks on a room whose join rule allows it (the auth rules check that).
@@ -78,19 +73,9 @@ impl Services {
         reason: Option<String>,
     ) -> Result<()> {
         self.rooms.existing_room(room_id)?;
-        let mut content = self.member_content(user, MembershipState::Knock)?;
-        if let Some(reason) = reason {
-            content["reason"] = json!(reason);
-        }
-        self.rooms
-            .append(
-                room_id,
-                user,
-                NewEvent::state(StateEventType::RoomMember, user.as_str(), content),
-                None,
-            )
-            .await?;
-        Ok(())
+        let content = self.member_content(user, MembershipState::Knock)?;
+        self.append_member(room_id, user, user, content, reason)
+            .await
     }
 
     /// Sets `target`'s membership to `membership` (leave, ban) as `sender`: leaving, rejecting
@@ -104,19 +89,14 @@ impl Services {
         reason: Option<String>,
     ) -> Result<()> {
         self.rooms.existing_room(room_id)?;
-        let mut content = json!({"membership": membership});
-        if let Some(reason) = reason {
-            content["reason"] = json!(reason);
-        }
-        self.rooms
-            .append(
-                room_id,
-                sender,
-                NewEvent::state(StateEventType::RoomMember, target.as_str(), content),
-                None,
-            )
-            .await?;
-        Ok(())
+        self.append_member(
+            room_id,
+            sender,
+            target,
+            json!({"membership": membership}),
+            reason,
+        )
+        .await
     }
 
     /// Unbans: only a banned user can be unbanned (otherwise this would kick them).
