@@ -1234,3 +1234,19 @@ async fn upgrading_a_room() {
         "M_FORBIDDEN",
     );
 }
+
+#[tokio::test]
+async fn racing_retries_of_one_transaction_make_one_event() {
+    let server = TestServer::start().await;
+    let alice = user(&server, "alice").await;
+    let room = create_room(&server, &alice, json!({})).await;
+    let sends = (0..8).map(|_| send_text(&server, &alice, &room, "same-txn", "once"));
+    let results = futures_util::future::join_all(sends).await;
+    let ids: std::collections::HashSet<String> = results
+        .iter()
+        .map(|(_, body)| body["event_id"].as_str().expect("id").to_owned())
+        .collect();
+    assert_eq!(ids.len(), 1, "{results:?}");
+    let (_, page) = messages(&server, &alice, &room, "dir=b&limit=50").await;
+    assert_eq!(bodies(&page), ["once"]);
+}

@@ -69,13 +69,8 @@ async fn send_once(
     }
     services.rooms.existing_room(room_id)?;
     services.rooms.require_joined(room_id, sender)?;
-    let lock = services.rooms.lock(room_id)?;
-    // Two retries of one transaction racing each other: the second waits and finds the first.
-    let _guard = lock.lock().await;
-    if let Some(event_id) = services.rooms.transaction_event(sender, &transaction)? {
-        return Ok(event_id);
-    }
-    drop(_guard);
+    // `append` checks the transaction id again under the room's lock, so two racing retries
+    // still make one event.
     services
         .rooms
         .append(room_id, sender, new, Some(transaction))

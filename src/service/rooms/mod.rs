@@ -200,6 +200,12 @@ impl Rooms {
     ) -> Result<OwnedEventId> {
         let lock = self.lock(room_id)?;
         let _guard = lock.lock().await;
+        // A retried send (same device, same transaction id) gets the event it already made.
+        if let Some(transaction) = &transaction
+            && let Some(event_id) = self.transaction_event(sender, transaction)?
+        {
+            return Ok(event_id);
+        }
         let room = self.existing_room(room_id)?;
         let rules = rules_of(&room.version)?;
         let state = self.snapshots.state(room.snapshot)?;
