@@ -3,8 +3,8 @@
 
 use ruma::events::TimelineEventType;
 use ruma::{
-    CanonicalJsonObject, EventId, MilliSecondsSinceUnixEpoch, OwnedEventId, OwnedRoomId,
-    OwnedUserId, RoomId, UInt, UserId,
+    CanonicalJsonObject, MilliSecondsSinceUnixEpoch, OwnedEventId, OwnedRoomId, OwnedUserId,
+    RoomId, UInt, UserId,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue as RawJsonValue;
@@ -24,9 +24,9 @@ pub struct Pdu {
     pub content: Box<RawJsonValue>,
     #[serde(default)]
     pub state_key: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "event_references")]
     pub prev_events: Vec<OwnedEventId>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "event_references")]
     pub auth_events: Vec<OwnedEventId>,
     pub depth: UInt,
     /// Top-level `redacts` (room versions before 11 put it here; 11+ in `content` too).
@@ -180,7 +180,56 @@ impl ruma::state_res::Event for Pdu {
     }
 }
 
-/// Checks that `id` is an event id in the format the server accepts (for path parameters).
-pub fn is_event_id(id: &str) -> bool {
-    <&EventId>::try_from(id).is_ok()
+/// `prev_events` / `auth_events`: plain event ids (room versions 3+), or `[event_id, hashes]`
+/// pairs (versions 1 and 2), read as the ids either way.
+fn event_references<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<OwnedEventId>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Reference {
+        Id(OwnedEventId),
+        WithHashes(OwnedEventId, serde::de::IgnoredAny),
+    }
+    Ok(Vec::<Reference>::deserialize(deserializer)?
+        .into_iter()
+        .map(|reference| match reference {
+            Reference::Id(id) | Reference::WithHashes(id, _) => id,
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pdu(prev_events: Value) -> Result<Pdu, serde_json::Error> {
+        serde_json::from_value(json!({
+            "event_id": "$abc:example.org",
+            "room_id": "!room:example.org",
+            "sender": "@alice:example.org",
+            "origin_server_ts": 1,
+            "type": "m.room.message",
+            "content": {"body": "hi"},
+            "depth": 2,
+            "prev_events": prev_events,
+            "auth_events": [],
+        }))
+    }
+
+    #[test]
+    fn reads_event_references_of_every_room_version() {
+        // v3+: ids; v1/v2: [id, {hashes}] pairs.
+        let modern = pdu(json!(["$prev"])).expect("v3+ format");
+        assert_eq!(
+            modern.prev_events,
+            vec![OwnedEventId::try_from("$prev").expect("id")]
+        );
+        let legacy = pdu(json!([["$prev:example.org", {"sha256": "abc"}]])).expect("v1/v2 format");
+        assert_eq!(
+            legacy.prev_events,
+            vec![OwnedEventId::try_from("$prev:example.org").expect("id")]
+        );
+        assert!(pdu(json!([42])).is_err());
+    }
 }
