@@ -1250,3 +1250,27 @@ async fn racing_retries_of_one_transaction_make_one_event() {
     let (_, page) = messages(&server, &alice, &room, "dir=b&limit=50").await;
     assert_eq!(bodies(&page), ["once"]);
 }
+
+#[tokio::test]
+async fn deactivated_users_leave_their_rooms() {
+    let server = TestServer::start().await;
+    let alice = user(&server, "alice").await;
+    let bob = user(&server, "bob").await;
+    let room = create_room(&server, &alice, json!({"preset": "public_chat"})).await;
+    server
+        .post(&format!("{V3}/join/{room}"), Some(&bob.token), json!({}))
+        .await;
+    let invited = create_room(&server, &alice, json!({"invite": [bob.id]})).await;
+    let auth = json!({"auth": {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "bob"}, "password": "pw-bob-123"}});
+    assert_eq!(
+        server
+            .post(&format!("{V3}/account/deactivate"), Some(&bob.token), auth)
+            .await
+            .0,
+        200
+    );
+    for room in [&room, &invited] {
+        let (_, member) = state(&server, &alice, room, "m.room.member", &bob.id).await;
+        assert_eq!(member["membership"], "leave", "{room}");
+    }
+}

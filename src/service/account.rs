@@ -4,6 +4,7 @@
 use http::StatusCode;
 use ruma::api::client::uiaa::{AuthData, AuthFlow, AuthType};
 use ruma::api::error::ErrorKind;
+use ruma::events::room::member::MembershipState;
 use ruma::{DeviceId, OwnedDeviceId, OwnedUserId, UserId};
 
 use crate::error::{Error, Result};
@@ -196,12 +197,26 @@ impl Services {
         Ok(())
     }
 
-    /// Deactivates an account for good: no password, no devices, no tokens.
-    pub fn deactivate(&self, user_id: &UserId, erase: bool) -> Result<()> {
+    /// Deactivates an account for good: no password, no devices, no tokens, and it leaves every
+    /// room it was in (and rejects its invites and knocks).
+    pub async fn deactivate(&self, user_id: &UserId, erase: bool) -> Result<()> {
         let mut batch = self.db.batch();
         self.users.deactivate(&mut batch, user_id, erase)?;
         self.devices.remove_all(&mut batch, user_id, None)?;
         batch.commit()?;
+        for (room_id, record) in self.rooms.rooms_of(user_id)? {
+            if matches!(
+                record.membership,
+                MembershipState::Join | MembershipState::Invite | MembershipState::Knock
+            ) {
+                let left = self
+                    .set_membership(user_id, &room_id, user_id, MembershipState::Leave, None)
+                    .await;
+                if let Err(err) = left {
+                    tracing::warn!(user = %user_id, room = %room_id, %err, "deactivated account could not leave a room");
+                }
+            }
+        }
         tracing::info!(user = %user_id, erase, "account deactivated");
         Ok(())
     }

@@ -47,7 +47,7 @@ async fn deactivate(
         .uiaa
         .authenticate(&services, flows, body.auth.as_ref())
         .await?;
-    services.deactivate(&identity.user_id, body.erase)?;
+    services.deactivate(&identity.user_id, body.erase).await?;
     Ok(deactivate::v3::Response::new(
         ThirdPartyIdRemovalStatus::NoSupport,
     ))
