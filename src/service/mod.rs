@@ -6,6 +6,7 @@ pub mod account_data;
 pub mod counters;
 pub mod devices;
 pub mod directory;
+pub mod password;
 pub mod rate_limit;
 pub mod registration_tokens;
 pub mod rooms;

@@ -1,9 +1,5 @@
 //! Accounts: user ids, password hashes (argon2), admin and deactivated flags.
 
-use argon2::Argon2;
-use argon2::password_hash::{
-    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
-};
 use rand::Rng;
 use ruma::{OwnedServerName, OwnedUserId, UserId};
 use serde::{Deserialize, Serialize};
@@ -149,15 +145,7 @@ impl Users {
         let Some(hash) = self.get(user_id)?.and_then(|a| a.password_hash) else {
             return Ok(false);
         };
-        let password = password.to_owned();
-        Ok(tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&hash).is_ok_and(|parsed| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            })
-        })
-        .await?)
+        crate::service::password::verify(hash, password.to_owned()).await
     }
 
     /// Stores a new password hash, in `batch` so callers can revoke sessions in the same write.
@@ -225,15 +213,7 @@ pub fn check_new_password(password: &str) -> Result<()> {
 
 async fn hash_password(password: &str) -> Result<String> {
     check_new_password(password)?;
-    let password = password.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|hash| hash.to_string())
-            .map_err(Error::internal)
-    })
-    .await?
+    crate::service::password::hash(password.to_owned()).await
 }
 
 pub fn now_ms() -> u64 {
