@@ -521,8 +521,11 @@ async fn history_visibility_for_outsiders_and_late_joiners() {
     let room = create_room(&server, &alice, json!({"preset": "public_chat"})).await;
     send_text(&server, &alice, &room, "1", "before bob").await;
     // Outsiders can read nothing of a room that is not world-readable.
-    let (_, page) = messages(&server, &bob, &room, "dir=b").await;
-    assert!(bodies(&page).is_empty(), "{page}");
+    assert_error(
+        &messages(&server, &bob, &room, "dir=b").await,
+        403,
+        "M_FORBIDDEN",
+    );
     assert_error(
         &state(&server, &bob, &room, "m.room.name", "").await,
         403,
@@ -865,6 +868,30 @@ async fn bad_input() {
     let alice = user(&server, "alice").await;
     let bob = user(&server, "bob").await;
     let room = create_room(&server, &alice, json!({})).await;
+    // History endpoints refuse people who were never in the room.
+    let (_, sent) = send_text(&server, &alice, &room, "secret", "private").await;
+    let event_id = sent["event_id"].as_str().expect("id").to_owned();
+    for path in [
+        format!("{V3}/rooms/{room}/messages?dir=b"),
+        format!("{V3}/rooms/{room}/context/{event_id}"),
+        format!("/_matrix/client/v1/rooms/{room}/timestamp_to_event?ts=0&dir=f"),
+    ] {
+        assert_error(
+            &server.get(&path, Some(&bob.token)).await,
+            403,
+            "M_FORBIDDEN",
+        );
+    }
+    assert_error(
+        &server
+            .get(
+                &format!("{V3}/rooms/{room}/event/{event_id}"),
+                Some(&bob.token),
+            )
+            .await,
+        404,
+        "M_NOT_FOUND",
+    );
     assert_error(
         &send_text(&server, &alice, "!unknown:test.local", "1", "x").await,
         404,

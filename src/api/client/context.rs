@@ -27,6 +27,9 @@ async fn context(
     let user = &request.identity()?.user_id;
     let body = &request.body;
     let room = services.rooms.existing_room(&body.room_id)?;
+    services
+        .rooms
+        .require_history_access(&body.room_id, &room, user)?;
     let current = services.rooms.current_membership(&body.room_id, user)?;
     let event = services
         .rooms
@@ -104,6 +107,9 @@ async fn timestamp_to_event(
     let user = &request.identity()?.user_id;
     let body = &request.body;
     let room = services.rooms.existing_room(&body.room_id)?;
+    services
+        .rooms
+        .require_history_access(&body.room_id, &room, user)?;
     let current = services.rooms.current_membership(&body.room_id, user)?;
     let target = u64::from(body.ts.get());
     let forward = body.dir == Direction::Forward;

@@ -146,6 +146,9 @@ async fn messages(
     let user = &request.identity()?.user_id;
     let body = &request.body;
     let room = services.rooms.existing_room(&body.room_id)?;
+    services
+        .rooms
+        .require_history_access(&body.room_id, &room, user)?;
     let current = services.rooms.current_membership(&body.room_id, user)?;
     let forward = body.dir == Direction::Forward;
     let from = body.from.as_deref().map(parse_token).transpose()?;

@@ -130,6 +130,25 @@ impl Rooms {
         )))
     }
 
+    /// Forbidden for someone who was never in the room, unless it is world-readable: history
+    /// endpoints answer outsiders with 403, members (past and present) with what they may see.
+    pub fn require_history_access(
+        &self,
+        room_id: &RoomId,
+        room: &RoomRecord,
+        user: &UserId,
+    ) -> Result<()> {
+        if self.membership(room_id, user)?.is_some()
+            || self.history_visibility_at(room.snapshot)? == HistoryVisibility::WorldReadable
+        {
+            Ok(())
+        } else {
+            Err(Error::forbidden(format!(
+                "You are not a member of {room_id}"
+            )))
+        }
+    }
+
     /// Forbidden unless `user` is joined to the room.
     pub fn require_joined(&self, room_id: &RoomId, user: &UserId) -> Result<()> {
         match self.membership(room_id, user)? {
