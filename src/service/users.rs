@@ -187,11 +187,6 @@ impl Users {
         batch.put_json(Cf::Users, user_id.as_str(), &account)?;
         Ok(())
     }
-
-    /// Every local account, in id order (for admin tooling and status output).
-    pub fn count(&self) -> u64 {
-        self.db.estimate_keys(Cf::Users)
-    }
 }
 
 /// Checks a new password against the server's (minimal) policy.

@@ -58,8 +58,6 @@ column_families! {
     ShortIds => "short_ids",
     /// short event id → event id.
     ShortEventIds => "short_event_ids",
-    /// short state key id → event type ‖ `0xff` ‖ state key.
-    ShortStateKeys => "short_state_keys",
     /// room id → room record (version, short id, current state snapshot, forward extremities).
     Rooms => "rooms",
     /// short room id ‖ stream position → the event (PDU) and what we know of it.
@@ -208,15 +206,6 @@ impl Db {
         }
         self.rocks.flush_wal(true)?;
         Ok(())
-    }
-
-    /// Approximate number of keys in a column family (for status output).
-    pub fn estimate_keys(&self, cf: Cf) -> u64 {
-        self.rocks
-            .property_int_value_cf(&self.handle(cf), "rocksdb.estimate-num-keys")
-            .ok()
-            .flatten()
-            .unwrap_or(0)
     }
 }
 

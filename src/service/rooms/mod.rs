@@ -114,10 +114,6 @@ impl Rooms {
         })
     }
 
-    pub fn signing_key(&self) -> &SigningKey {
-        &self.signing_key
-    }
-
     /// The lock that serializes event creation in one room.
     pub fn lock(&self, room_id: &RoomId) -> Result<Arc<tokio::sync::Mutex<()>>> {
         let mut locks = self
@@ -159,15 +155,13 @@ impl Rooms {
             _ => None,
         };
         let new = NewEvent::state(StateEventType::RoomCreate, "", content);
-        let (mut json, event_id) =
+        let (json, event_id) =
             self.build(&rules, room_id.as_deref(), creator, &new, &[], &[], 1)?;
         let room_id = match room_id {
             Some(room_id) => room_id,
             None => OwnedRoomId::try_from(format!("!{}", event_id.localpart()))
                 .map_err(Error::internal)?,
         };
-        // v12+: the create event carries no room_id; every later event names the hash-derived id.
-        json.remove("event_id");
         let short_room = self.short.room(&room_id)?;
         if self.room(&room_id)?.is_some() {
             return Err(Error::internal(format!("room {room_id} exists already")));

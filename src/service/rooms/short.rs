@@ -94,10 +94,6 @@ impl ShortIds {
         self.get_or_create(ROOM, room_id.as_bytes(), None)
     }
 
-    pub fn existing_room(&self, room_id: &RoomId) -> Result<Option<u64>> {
-        self.lookup(&Self::forward_key(ROOM, room_id.as_bytes()))
-    }
-
     pub fn event(&self, event_id: &EventId) -> Result<u64> {
         self.get_or_create(
             EVENT,
@@ -106,16 +102,12 @@ impl ShortIds {
         )
     }
 
-    pub fn existing_event(&self, event_id: &EventId) -> Result<Option<u64>> {
-        self.lookup(&Self::forward_key(EVENT, event_id.as_bytes()))
-    }
-
     pub fn state_key(&self, kind: &StateEventType, state_key: &str) -> Result<u64> {
         let long = Key::new()
             .str(&kind.to_string())
             .bytes(state_key.as_bytes())
             .into_vec();
-        self.get_or_create(STATE_KEY, &long, Some((Cf::ShortStateKeys, &long)))
+        self.get_or_create(STATE_KEY, &long, None)
     }
 
     pub fn existing_state_key(
@@ -148,22 +140,6 @@ impl ShortIds {
         }
         events.insert(short, id.clone());
         Ok(id)
-    }
-
-    /// The (event type, state key) behind a short state key id.
-    pub fn state_key_of(&self, short: u64) -> Result<(StateEventType, String)> {
-        let bytes = self
-            .db
-            .table(Cf::ShortStateKeys)
-            .get(short.to_be_bytes())?
-            .ok_or_else(|| Error::internal(format!("unknown short state key {short}")))?;
-        let mut reader = crate::storage::KeyReader::new(&bytes);
-        let kind = reader
-            .str()
-            .ok_or_else(|| Error::internal("corrupt state key"))?
-            .to_owned();
-        let state_key = String::from_utf8(reader.rest().to_vec()).map_err(Error::internal)?;
-        Ok((StateEventType::from(kind), state_key))
     }
 }
 
