@@ -342,3 +342,64 @@ async fn account_data_global_and_per_room() {
         "M_INVALID_PARAM",
     );
 }
+
+#[tokio::test]
+async fn filters_are_stored_per_user() {
+    let server = TestServer::start().await;
+    let (alice, token, _) = server.register("alice", "pw-alice-1").await;
+    let (_, bob_token, _) = server.register("bob", "pw-bob-123").await;
+    let filter = json!({"room": {"timeline": {"limit": 10, "types": ["m.room.message"]}, "state": {"lazy_load_members": true}}, "presence": {"not_types": ["*"]}});
+    let (status, created) = server
+        .post(&format!("{V3}/user/{alice}/filter"), Some(&token), filter)
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let id = created["filter_id"].as_str().expect("filter_id").to_owned();
+    assert!(!id.contains('{'));
+    let (status, stored) = server
+        .get(&format!("{V3}/user/{alice}/filter/{id}"), Some(&token))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(stored["room"]["timeline"]["limit"], 10);
+    assert_eq!(
+        stored["room"]["timeline"]["types"],
+        json!(["m.room.message"])
+    );
+    assert_eq!(stored["room"]["state"]["lazy_load_members"], true);
+
+    assert_error(
+        &server
+            .get(&format!("{V3}/user/{alice}/filter/{id}"), Some(&bob_token))
+            .await,
+        403,
+        "M_FORBIDDEN",
+    );
+    assert_error(
+        &server
+            .post(
+                &format!("{V3}/user/{alice}/filter"),
+                Some(&bob_token),
+                json!({}),
+            )
+            .await,
+        403,
+        "M_FORBIDDEN",
+    );
+    assert_error(
+        &server
+            .get(&format!("{V3}/user/{alice}/filter/999999"), Some(&token))
+            .await,
+        404,
+        "M_NOT_FOUND",
+    );
+    assert_error(
+        &server
+            .post(
+                &format!("{V3}/user/{alice}/filter"),
+                Some(&token),
+                json!({"room": {"timeline": {"limit": "ten"}}}),
+            )
+            .await,
+        400,
+        "M_BAD_JSON",
+    );
+}

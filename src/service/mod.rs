@@ -6,6 +6,7 @@ pub mod account_data;
 pub mod counters;
 pub mod devices;
 pub mod directory;
+pub mod filters;
 pub mod password;
 pub mod rate_limit;
 pub mod registration_tokens;
@@ -36,6 +37,7 @@ pub struct Services {
     pub shared_secret: shared_secret::SharedSecretRegistration,
     pub rooms: rooms::Rooms,
     pub account_data: account_data::AccountData,
+    pub filters: filters::Filters,
     /// The one stream position every change that sync reports takes a value from.
     pub stream: Arc<counters::Counter>,
 }
@@ -62,6 +64,7 @@ impl Services {
             ),
             rooms: rooms::Rooms::new(db.clone(), server_name.clone(), stream.clone())?,
             account_data: account_data::AccountData::new(db.clone(), stream.clone()),
+            filters: filters::Filters::new(db.clone())?,
             stream,
             server_name,
             config,

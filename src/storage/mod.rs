@@ -80,6 +80,8 @@ column_families! {
     RoomAliases => "room_aliases",
     /// room id → nothing: rooms published in the room directory.
     PublicRooms => "public_rooms",
+    /// user id ‖ filter id → the filter definition (JSON).
+    Filters => "filters",
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -6,6 +6,7 @@ mod context;
 mod devices;
 mod directory;
 mod discovery;
+mod filter;
 mod membership;
 pub mod message;
 mod register;
@@ -27,6 +28,7 @@ pub fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = rooms::routes(router);
     let router = context::routes(router);
     let router = directory::routes(router);
+    let router = filter::routes(router);
     let router = membership::routes(router);
     let router = message::routes(router);
     state::routes(router)
