@@ -1,14 +1,14 @@
 //! Account data: per-user (and per-user-per-room) JSON documents such as `m.direct`, tags and
 //! client settings. Each write takes a stream position so sync can deliver it once.
 
-use ruma::{RoomId, UserId};
+use ruma::{OwnedRoomId, RoomId, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::service::counters::Counter;
-use crate::storage::{Cf, Db, Key};
+use crate::service::stream::Stream;
+use crate::storage::{Cf, Db, Key, KeyReader};
 
 /// Types the server manages itself (receipts and push rules have their own endpoints).
 const SERVER_MANAGED: &[&str] = &["m.fully_read", "m.push_rules"];
@@ -21,7 +21,7 @@ struct Stored {
 
 pub struct AccountData {
     db: Db,
-    stream: Arc<Counter>,
+    stream: Arc<Stream>,
 }
 
 fn key(user: &UserId, room: Option<&RoomId>, kind: &str) -> Key {
@@ -32,7 +32,7 @@ fn key(user: &UserId, room: Option<&RoomId>, kind: &str) -> Key {
 }
 
 impl AccountData {
-    pub fn new(db: Db, stream: Arc<Counter>) -> Self {
+    pub fn new(db: Db, stream: Arc<Stream>) -> Self {
         AccountData { db, stream }
     }
 
@@ -54,14 +54,49 @@ impl AccountData {
         if !content.is_object() {
             return Err(Error::bad_json("Account data must be a JSON object"));
         }
+        let ticket = self.stream.begin()?;
         let stored = Stored {
-            position: self.stream.next()?,
+            position: ticket.position,
             content,
         };
         self.db
             .table(Cf::AccountData)
             .put_json(key(user, room, kind), &stored)?;
+        // Published to syncs only once written.
+        drop(ticket);
         Ok(())
+    }
+
+    /// What changed for `user` in `(since, upto]`: `(room or None for global, type, content)`.
+    pub fn changes(
+        &self,
+        user: &UserId,
+        since: u64,
+        upto: u64,
+    ) -> Result<Vec<(Option<OwnedRoomId>, String, Value)>> {
+        let prefix = Key::new().str(user.as_str());
+        let mut changes = Vec::new();
+        for (key, stored) in self
+            .db
+            .table(Cf::AccountData)
+            .scan_prefix_json::<Stored>(&prefix)?
+        {
+            if stored.position <= since || stored.position > upto {
+                continue;
+            }
+            let mut reader = KeyReader::new(&key[prefix.as_ref().len()..]);
+            let room = reader
+                .str()
+                .ok_or_else(|| Error::internal("corrupt account data key"))?;
+            let room = if room.is_empty() {
+                None
+            } else {
+                Some(OwnedRoomId::try_from(room).map_err(Error::internal)?)
+            };
+            let kind = String::from_utf8(reader.rest().to_vec()).map_err(Error::internal)?;
+            changes.push((room, kind, stored.content));
+        }
+        Ok(changes)
     }
 
     pub fn get(&self, user: &UserId, room: Option<&RoomId>, kind: &str) -> Result<Option<Value>> {

@@ -13,6 +13,8 @@ pub mod registration_tokens;
 pub mod rooms;
 pub mod shared_secret;
 pub mod signing_key;
+pub mod stream;
+pub mod sync;
 pub mod uiaa;
 pub mod users;
 
@@ -39,17 +41,14 @@ pub struct Services {
     pub account_data: account_data::AccountData,
     pub filters: filters::Filters,
     /// The one stream position every change that sync reports takes a value from.
-    pub stream: Arc<counters::Counter>,
+    pub stream: Arc<stream::Stream>,
 }
 
 impl Services {
     pub fn new(config: Config, db: Db) -> Result<Arc<Services>> {
         let server_name = OwnedServerName::try_from(config.server_name.as_str())
             .map_err(|e| Error::internal(format!("server_name: {e}")))?;
-        let stream = Arc::new(counters::Counter::open(
-            db.clone(),
-            b"next_stream_position",
-        )?);
+        let stream = Arc::new(stream::Stream::open(db.clone())?);
         Ok(Arc::new(Services {
             users: users::Users::new(db.clone(), server_name.clone()),
             devices: devices::Devices::new(

@@ -7,7 +7,7 @@ use ruma::api::client::room::get_event_by_timestamp;
 use ruma::serde::Raw;
 use ruma::{MilliSecondsSinceUnixEpoch, UInt};
 
-use crate::api::client::message::{client_event, format_token, matches_filter};
+use crate::api::client::message::{client_event, format_token};
 use crate::api::ruma::{AppState, Ruma, RumaRouter as _};
 use crate::error::{Error, Result};
 use crate::service::rooms::pdu::StoredPdu;
@@ -44,9 +44,7 @@ async fn context(
             if out.len() >= wanted {
                 break;
             }
-            if matches_filter(&body.filter, &pdu)
-                && services.rooms.can_see(user, &pdu, current.as_ref())?
-            {
+            if pdu.matches(&body.filter) && services.rooms.can_see(user, &pdu, current.as_ref())? {
                 out.push(pdu);
             }
         }

@@ -3,7 +3,6 @@
 
 use axum::extract::State;
 use ruma::api::Direction;
-use ruma::api::client::filter::RoomEventFilter;
 use ruma::api::client::message::{get_message_events, send_message_event};
 use ruma::api::client::redact::redact_event;
 use ruma::api::client::room::get_room_event;
@@ -195,9 +194,7 @@ async fn messages(
             } else {
                 pdu.position
             });
-            if matches_filter(&body.filter, pdu)
-                && services.rooms.can_see(user, pdu, current.as_ref())?
-            {
+            if pdu.matches(&body.filter) && services.rooms.can_see(user, pdu, current.as_ref())? {
                 chunk.push(Raw::from_json(client_event(
                     &services,
                     &body.room_id,
@@ -238,41 +235,6 @@ pub fn client_event(
     };
     serde_json::value::to_raw_value(&pdu.client_event(room_id, Some(viewer), prev_content))
         .map_err(Error::internal)
-}
-
-/// Whether an event passes a `RoomEventFilter`'s type and sender lists (`*` wildcards allowed).
-pub fn matches_filter(filter: &RoomEventFilter, pdu: &StoredPdu) -> bool {
-    let kind = pdu
-        .json
-        .get("type")
-        .and_then(|v| v.as_str())
-        .unwrap_or_default();
-    let sender = pdu
-        .json
-        .get("sender")
-        .and_then(|v| v.as_str())
-        .unwrap_or_default();
-    let type_matches = |pattern: &String| match pattern.strip_suffix('*') {
-        Some(prefix) => kind.starts_with(prefix),
-        None => kind == pattern,
-    };
-    if filter.not_types.iter().any(type_matches) {
-        return false;
-    }
-    if let Some(types) = &filter.types
-        && !types.iter().any(type_matches)
-    {
-        return false;
-    }
-    if filter.not_senders.iter().any(|s| s.as_str() == sender) {
-        return false;
-    }
-    if let Some(senders) = &filter.senders
-        && !senders.iter().any(|s| s.as_str() == sender)
-    {
-        return false;
-    }
-    true
 }
 
 /// Pagination tokens are `t<position>`; sync tokens (`s<position>`) are accepted too.

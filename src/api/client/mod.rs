@@ -13,6 +13,7 @@ mod register;
 mod rooms;
 mod session;
 mod state;
+mod sync;
 
 use axum::Router;
 
@@ -31,5 +32,6 @@ pub fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = filter::routes(router);
     let router = membership::routes(router);
     let router = message::routes(router);
-    state::routes(router)
+    let router = state::routes(router);
+    sync::routes(router)
 }

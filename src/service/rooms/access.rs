@@ -43,20 +43,15 @@ impl Rooms {
         pdu: &StoredPdu,
         current: Option<&MembershipState>,
     ) -> Result<bool> {
-        // A user's own membership event counts as the membership they had at it.
-        let own_membership = (pdu.json.get("state_key").and_then(|v| v.as_str())
-            == Some(user.as_str())
-            && pdu.json.get("type").and_then(|v| v.as_str()) == Some("m.room.member"))
-        .then(|| {
-            pdu.content()
-                .get("membership")
-                .and_then(Value::as_str)
-                .map(MembershipState::from)
-        })
-        .flatten();
-        let membership = match own_membership {
-            Some(membership) => Some(membership),
-            None => self.membership_at(pdu.state_before, user)?,
+        // A user sees their own membership events: a join counts as joined, and a leave, kick
+        // or ban is judged by the membership they had just before it.
+        let own_join = pdu.kind_is("m.room.member")
+            && pdu.json.get("state_key").and_then(|v| v.as_str()) == Some(user.as_str())
+            && pdu.content().get("membership").and_then(Value::as_str) == Some("join");
+        let membership = if own_join {
+            Some(MembershipState::Join)
+        } else {
+            self.membership_at(pdu.state_before, user)?
         };
         Ok(match self.history_visibility_at(pdu.state_before)? {
             HistoryVisibility::WorldReadable => true,

@@ -31,8 +31,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
-use crate::service::counters::Counter;
 use crate::service::signing_key::SigningKey;
+use crate::service::stream::Stream;
 use crate::storage::{Cf, Db, Key, KeyReader};
 use pdu::{Pdu, StoredPdu, Transaction};
 use short::ShortIds;
@@ -46,6 +46,7 @@ const MAX_PREV_EVENTS: usize = 20;
 /// What the server knows about a room as a whole.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RoomRecord {
+    pub room_id: OwnedRoomId,
     pub short: u64,
     pub version: RoomVersionId,
     /// The current state (after the forward extremities).
@@ -97,12 +98,12 @@ pub struct Rooms {
     signing_key: SigningKey,
     pub short: ShortIds,
     pub snapshots: Snapshots,
-    stream: Arc<Counter>,
+    stream: Arc<Stream>,
     locks: Mutex<HashMap<OwnedRoomId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Rooms {
-    pub fn new(db: Db, server_name: OwnedServerName, stream: Arc<Counter>) -> Result<Self> {
+    pub fn new(db: Db, server_name: OwnedServerName, stream: Arc<Stream>) -> Result<Self> {
         Ok(Rooms {
             signing_key: SigningKey::load_or_generate(&db)?,
             short: ShortIds::new(db.clone())?,
@@ -174,6 +175,7 @@ impl Rooms {
         )
         .map_err(|e| Error::forbidden(format!("Create event rejected: {e}")))?;
         let room = RoomRecord {
+            room_id: room_id.clone(),
             short: short_room,
             version,
             snapshot: Snapshots::EMPTY,
@@ -343,7 +345,8 @@ impl Rooms {
         json: CanonicalJsonObject,
         transaction: Option<Transaction>,
     ) -> Result<()> {
-        let position = self.stream.next()?;
+        let ticket = self.stream.begin()?;
+        let position = ticket.position;
         let short_event = self.short.event(&pdu.event_id)?;
         let state_before = room.snapshot;
         let mut replaces_state = None;
@@ -402,6 +405,8 @@ impl Rooms {
         }
         batch.put_json(Cf::Rooms, room_id.as_str(), &room)?;
         batch.commit()?;
+        // Readers may see this position only now that the batch is written.
+        drop(ticket);
         tracing::debug!(room = %room_id, event = %pdu.event_id, kind = %pdu.kind, position, "event appended");
         Ok(())
     }
@@ -482,6 +487,29 @@ impl Rooms {
             .first()
             .map(|next| next.state_before)
             .unwrap_or(room.snapshot))
+    }
+
+    /// The state at a stream position: before the room's first event at or after it (or the
+    /// current state if there is none).
+    pub fn snapshot_at(&self, room: &RoomRecord, position: u64) -> Result<u64> {
+        let next = self.timeline(room, Some(position), true, 1)?;
+        Ok(next.first().map_or(room.snapshot, |pdu| pdu.state_before))
+    }
+
+    /// The state events in `to` that differ from `from`.
+    pub fn state_difference(&self, from: u64, to: u64) -> Result<Vec<StoredPdu>> {
+        let before = self.snapshots.state(from)?;
+        let after = self.snapshots.state(to)?;
+        let mut events = Vec::new();
+        for (key, event) in after.iter() {
+            if before.get(key) != Some(event)
+                && let Some(pdu) = self.pdu(&self.short.event_id(*event)?)?
+            {
+                events.push(pdu);
+            }
+        }
+        events.sort_by_key(|pdu| pdu.position);
+        Ok(events)
     }
 
     /// A user's indexed membership in a room.

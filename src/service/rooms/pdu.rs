@@ -1,6 +1,7 @@
 //! The PDU: an event as it lives in the room DAG (signed, hashed, with prev and auth events),
 //! and its client-facing form.
 
+use ruma::api::client::filter::RoomEventFilter;
 use ruma::events::TimelineEventType;
 use ruma::{
     CanonicalJsonObject, MilliSecondsSinceUnixEpoch, OwnedEventId, OwnedRoomId, OwnedUserId,
@@ -122,6 +123,47 @@ impl StoredPdu {
         }
         event.insert("unsigned".into(), Value::Object(unsigned));
         Value::Object(event)
+    }
+
+    /// Whether an event passes a `RoomEventFilter`'s type and sender lists (`*` wildcards allowed).
+    pub fn matches(&self, filter: &RoomEventFilter) -> bool {
+        let pdu = self;
+        let kind = pdu
+            .json
+            .get("type")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        let sender = pdu
+            .json
+            .get("sender")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        let type_matches = |pattern: &String| match pattern.strip_suffix('*') {
+            Some(prefix) => kind.starts_with(prefix),
+            None => kind == pattern,
+        };
+        if filter.not_types.iter().any(type_matches) {
+            return false;
+        }
+        if let Some(types) = &filter.types
+            && !types.iter().any(type_matches)
+        {
+            return false;
+        }
+        if filter.not_senders.iter().any(|s| s.as_str() == sender) {
+            return false;
+        }
+        if let Some(senders) = &filter.senders
+            && !senders.iter().any(|s| s.as_str() == sender)
+        {
+            return false;
+        }
+        true
+    }
+
+    /// Whether the event's type is `kind`.
+    pub fn kind_is(&self, kind: &str) -> bool {
+        self.json.get("type").and_then(|v| v.as_str()) == Some(kind)
     }
 
     pub fn content(&self) -> Value {

@@ -1,0 +1,325 @@
+//! `/sync`: everything relevant to a user between two stream positions, and the long poll that
+//! waits for it.
+//!
+//! A request subscribes to the stream's published position *before* reading, computes what
+//! changed in `(since, now]`, and if nothing did, waits for the position to move (or the timeout)
+//! and looks again. Positions are published only once every lower one has committed, so a token
+//! never runs ahead of an event that is not yet readable.
+
+use ruma::api::client::filter::FilterDefinition;
+use ruma::events::StateEventType;
+use ruma::events::room::member::MembershipState;
+use ruma::{OwnedRoomId, OwnedUserId, UserId};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::error::Result;
+use crate::service::Services;
+use crate::service::rooms::RoomRecord;
+use crate::service::rooms::pdu::StoredPdu;
+use crate::service::rooms::state::Snapshots;
+
+/// Timeline events per room when the filter does not say.
+const DEFAULT_TIMELINE_LIMIT: usize = 10;
+const MAX_TIMELINE_LIMIT: usize = 100;
+/// Longest long poll, whatever the client asks.
+const MAX_TIMEOUT: Duration = Duration::from_secs(120);
+/// State shown to invitees (the spec's recommended stripped state).
+const STRIPPED_STATE: &[StateEventType] = &[
+    StateEventType::RoomCreate,
+    StateEventType::RoomJoinRules,
+    StateEventType::RoomName,
+    StateEventType::RoomAvatar,
+    StateEventType::RoomCanonicalAlias,
+    StateEventType::RoomEncryption,
+    StateEventType::RoomTopic,
+];
+
+pub struct SyncRequest {
+    pub since: Option<u64>,
+    pub full_state: bool,
+    pub timeout: Duration,
+    pub filter: FilterDefinition,
+    /// `use_state_after`: state up to the end of the timeline instead of its start.
+    pub state_after: bool,
+}
+
+/// One room's part of a sync.
+#[derive(Debug, Default)]
+pub struct RoomUpdate {
+    pub timeline: Vec<StoredPdu>,
+    pub limited: bool,
+    /// Token for `/messages` backwards from the start of the timeline.
+    pub prev_batch: u64,
+    pub state: Vec<StoredPdu>,
+    pub account_data: Vec<(String, Value)>,
+    /// (joined, invited, heroes) when membership may have changed.
+    pub summary: Option<(u64, u64, Vec<OwnedUserId>)>,
+}
+
+#[derive(Debug, Default)]
+pub struct SyncResult {
+    pub next_batch: u64,
+    pub joined: BTreeMap<OwnedRoomId, RoomUpdate>,
+    pub left: BTreeMap<OwnedRoomId, RoomUpdate>,
+    /// Stripped state per invited room.
+    pub invited: BTreeMap<OwnedRoomId, Vec<Value>>,
+    pub knocked: BTreeMap<OwnedRoomId, Vec<Value>>,
+    pub account_data: Vec<(String, Value)>,
+}
+
+impl SyncResult {
+    fn is_empty(&self) -> bool {
+        self.joined.is_empty()
+            && self.left.is_empty()
+            && self.invited.is_empty()
+            && self.knocked.is_empty()
+            && self.account_data.is_empty()
+    }
+}
+
+impl Services {
+    pub async fn sync(&self, user: &UserId, request: SyncRequest) -> Result<SyncResult> {
+        // Subscribe first: a write landing between the read and the wait still wakes us.
+        let mut published = self.stream.subscribe();
+        let deadline = tokio::time::Instant::now() + request.timeout.min(MAX_TIMEOUT);
+        loop {
+            let upto = *published.borrow_and_update();
+            let since = request.since.map(|since| since.min(upto));
+            let result = self.sync_once(user, &request, since, upto)?;
+            if !result.is_empty() || since.is_none() || request.full_state {
+                return Ok(result);
+            }
+            match tokio::time::timeout_at(deadline, published.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => return Ok(result),
+            }
+        }
+    }
+
+    fn sync_once(
+        &self,
+        user: &UserId,
+        request: &SyncRequest,
+        since: Option<u64>,
+        upto: u64,
+    ) -> Result<SyncResult> {
+        let room_filter = &request.filter.room;
+        let limit = room_filter
+            .timeline
+            .limit
+            .map_or(DEFAULT_TIMELINE_LIMIT, |l| {
+                usize::try_from(u64::from(l)).unwrap_or(MAX_TIMELINE_LIMIT)
+            })
+            .clamp(1, MAX_TIMELINE_LIMIT);
+        let since_position = since.unwrap_or(0);
+        let mut result = SyncResult {
+            next_batch: upto,
+            ..SyncResult::default()
+        };
+
+        let mut room_account_data: BTreeMap<OwnedRoomId, Vec<(String, Value)>> = BTreeMap::new();
+        for (room, kind, content) in self.account_data.changes(user, since_position, upto)? {
+            match room {
+                None => result.account_data.push((kind, content)),
+                Some(room) => room_account_data
+                    .entry(room)
+                    .or_default()
+                    .push((kind, content)),
+            }
+        }
+
+        for (room_id, record) in self.rooms.rooms_of(user)? {
+            if record.position > upto
+                || room_filter
+                    .rooms
+                    .as_ref()
+                    .is_some_and(|rooms| !rooms.contains(&room_id))
+                || room_filter.not_rooms.contains(&room_id)
+            {
+                continue;
+            }
+            let changed = since.is_none() || record.position > since_position;
+            let Some(room) = self.rooms.room(&room_id)? else {
+                continue;
+            };
+            match record.membership {
+                MembershipState::Join => {
+                    // Newly joined rooms start from scratch: full state, latest events.
+                    let fresh = changed || request.full_state;
+                    let lower = if changed { 0 } else { since_position };
+                    let account_data = room_account_data.remove(&room_id).unwrap_or_default();
+                    let mut update =
+                        self.room_update(user, &room, request, lower, upto, limit, fresh)?;
+                    if !fresh
+                        && update.timeline.is_empty()
+                        && update.state.is_empty()
+                        && account_data.is_empty()
+                    {
+                        continue;
+                    }
+                    update.account_data = account_data;
+                    let membership_changed = fresh
+                        || update
+                            .timeline
+                            .iter()
+                            .chain(&update.state)
+                            .any(|pdu| pdu.kind_is("m.room.member"));
+                    if membership_changed {
+                        update.summary = Some(self.summary(&room_id, user)?);
+                    }
+                    result.joined.insert(room_id, update);
+                }
+                MembershipState::Invite if changed => {
+                    result.invited.insert(
+                        room_id.clone(),
+                        self.stripped_state(&room, &record.event_id)?,
+                    );
+                }
+                MembershipState::Knock if changed => {
+                    result.knocked.insert(
+                        room_id.clone(),
+                        self.stripped_state(&room, &record.event_id)?,
+                    );
+                }
+                MembershipState::Leave | MembershipState::Ban
+                    if changed && (since.is_some() || room_filter.include_leave) =>
+                {
+                    // Up to and including the event that removed the user.
+                    let until = record.position;
+                    let update = self.room_update(
+                        user,
+                        &room,
+                        request,
+                        since_position,
+                        until,
+                        limit,
+                        since.is_none(),
+                    )?;
+                    result.left.insert(room_id, update);
+                }
+                _ => {}
+            }
+        }
+        Ok(result)
+    }
+
+    /// Timeline and state of one room for positions in `(lower, upper]`.
+    #[allow(clippy::too_many_arguments)]
+    fn room_update(
+        &self,
+        user: &UserId,
+        room: &RoomRecord,
+        request: &SyncRequest,
+        lower: u64,
+        upper: u64,
+        limit: usize,
+        fresh: bool,
+    ) -> Result<RoomUpdate> {
+        let filter = &request.filter.room.timeline;
+        let current = self.rooms.current_membership(&room.room_id, user)?;
+        let mut timeline = Vec::new();
+        let mut limited = false;
+        let mut cursor = Some(upper);
+        'scan: while let Some(from) = cursor {
+            let page = self.rooms.timeline(room, Some(from), false, limit + 1)?;
+            if page.is_empty() {
+                break;
+            }
+            for pdu in page {
+                if pdu.position <= lower {
+                    break 'scan;
+                }
+                cursor = pdu.position.checked_sub(1);
+                if pdu.matches(filter) && self.rooms.can_see(user, &pdu, current.as_ref())? {
+                    if timeline.len() == limit {
+                        limited = true;
+                        break 'scan;
+                    }
+                    timeline.push(pdu);
+                }
+            }
+        }
+        timeline.reverse();
+
+        let base = if fresh {
+            Snapshots::EMPTY
+        } else {
+            self.rooms.snapshot_at(room, lower + 1)?
+        };
+        let target = match (request.state_after, timeline.first()) {
+            (false, Some(first)) => first.state_before,
+            _ => self.rooms.snapshot_at(room, upper + 1)?,
+        };
+        let mut state = self.rooms.state_difference(base, target)?;
+        if request.state_after {
+            // With state_after the timeline's state events are also in `state`.
+        } else {
+            state.retain(|pdu| !timeline.iter().any(|event| event.event_id == pdu.event_id));
+        }
+        let prev_batch = timeline.first().map_or(upper + 1, |pdu| pdu.position);
+        Ok(RoomUpdate {
+            timeline,
+            limited,
+            prev_batch,
+            state,
+            ..RoomUpdate::default()
+        })
+    }
+
+    fn summary(
+        &self,
+        room_id: &ruma::RoomId,
+        user: &UserId,
+    ) -> Result<(u64, u64, Vec<OwnedUserId>)> {
+        let members = self.rooms.members_of(room_id)?;
+        let count = |state: MembershipState| {
+            members
+                .iter()
+                .filter(|(_, m)| m.membership == state)
+                .count() as u64
+        };
+        let heroes = members
+            .iter()
+            .filter(|(id, m)| {
+                id != user
+                    && matches!(
+                        m.membership,
+                        MembershipState::Join | MembershipState::Invite
+                    )
+            })
+            .take(5)
+            .map(|(id, _)| id.clone())
+            .collect();
+        Ok((
+            count(MembershipState::Join),
+            count(MembershipState::Invite),
+            heroes,
+        ))
+    }
+
+    /// What an invitee (or knocker) may see of a room: a few state events, stripped.
+    fn stripped_state(&self, room: &RoomRecord, own_event: &ruma::EventId) -> Result<Vec<Value>> {
+        let mut events = Vec::new();
+        for kind in STRIPPED_STATE {
+            if let Some(pdu) = self.rooms.state_event_at(room.snapshot, kind, "")? {
+                events.push(stripped(&pdu));
+            }
+        }
+        if let Some(pdu) = self.rooms.pdu(own_event)? {
+            events.push(stripped(&pdu));
+        }
+        Ok(events)
+    }
+}
+
+fn stripped(pdu: &StoredPdu) -> Value {
+    let field = |key: &str| {
+        pdu.json
+            .get(key)
+            .and_then(|v| serde_json::to_value(v).ok())
+            .unwrap_or(Value::Null)
+    };
+    json!({"type": field("type"), "state_key": field("state_key"), "content": field("content"), "sender": field("sender")})
+}

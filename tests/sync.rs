@@ -1,0 +1,342 @@
+//! `/sync`: initial and incremental, long-polling, invites, leaves, account data, filters.
+
+mod common;
+
+use common::{TestServer, assert_error};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+const V3: &str = "/_matrix/client/v3";
+
+async fn sync(server: &TestServer, token: &str, query: &str) -> Value {
+    let (status, body) = server.get(&format!("{V3}/sync?{query}"), Some(token)).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn timeline_bodies(sync: &Value, room: &str) -> Vec<String> {
+    sync["rooms"]["join"][room]["timeline"]["events"]
+        .as_array()
+        .map(|events| {
+            events
+                .iter()
+                .filter_map(|e| e["content"]["body"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn say(server: &TestServer, token: &str, room: &str, txn: &str, body: &str) {
+    let (status, _) = server
+        .put(
+            &format!("{V3}/rooms/{room}/send/m.room.message/{txn}"),
+            Some(token),
+            json!({"msgtype": "m.text", "body": body}),
+        )
+        .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn initial_then_incremental() {
+    let server = TestServer::start().await;
+    let (_, alice, _) = server.register("alice", "pw-alice-1").await;
+    let (_, created) = server
+        .post(
+            &format!("{V3}/createRoom"),
+            Some(&alice),
+            json!({"name": "Chat"}),
+        )
+        .await;
+    let room = created["room_id"].as_str().expect("room").to_owned();
+    say(&server, &alice, &room, "1", "first").await;
+
+    let initial = sync(&server, &alice, "").await;
+    let joined = &initial["rooms"]["join"][&room];
+    assert!(joined.is_object(), "{initial}");
+    let events = joined["timeline"]["events"].as_array().expect("timeline");
+    assert_eq!(events.last().expect("event")["content"]["body"], "first");
+    assert_ne!(
+        joined["timeline"]["limited"], true,
+        "the whole room fits in 10 events"
+    );
+    let state_types: Vec<&str> = joined["state"]["events"]
+        .as_array()
+        .map(|e| e.iter().filter_map(|e| e["type"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        state_types.is_empty(),
+        "all state is in the timeline: {state_types:?}"
+    );
+    assert_eq!(joined["summary"]["m.joined_member_count"], 1);
+    let next = initial["next_batch"]
+        .as_str()
+        .expect("next_batch")
+        .to_owned();
+
+    // Nothing new: an empty answer with timeout=0.
+    let empty = sync(&server, &alice, &format!("since={next}&timeout=0")).await;
+    assert!(
+        empty["rooms"]["join"]
+            .as_object()
+            .is_none_or(|rooms| rooms.is_empty()),
+        "{empty}"
+    );
+
+    say(&server, &alice, &room, "2", "second").await;
+    let incremental = sync(&server, &alice, &format!("since={next}")).await;
+    assert_eq!(timeline_bodies(&incremental, &room), ["second"]);
+    let next = incremental["next_batch"].as_str().expect("next").to_owned();
+    let again = sync(&server, &alice, &format!("since={next}&timeout=0")).await;
+    assert!(timeline_bodies(&again, &room).is_empty());
+}
+
+#[tokio::test]
+async fn limited_timelines_and_prev_batch() {
+    let server = TestServer::start().await;
+    let (_, alice, _) = server.register("alice", "pw-alice-1").await;
+    let (_, created) = server
+        .post(
+            &format!("{V3}/createRoom"),
+            Some(&alice),
+            json!({"name": "Busy"}),
+        )
+        .await;
+    let room = created["room_id"].as_str().expect("room").to_owned();
+    let next = sync(&server, &alice, "").await["next_batch"]
+        .as_str()
+        .expect("next")
+        .to_owned();
+    for i in 0..15 {
+        say(
+            &server,
+            &alice,
+            &room,
+            &format!("m{i}"),
+            &format!("message {i}"),
+        )
+        .await;
+    }
+    let filter = urlencode(r#"{"room":{"timeline":{"limit":5}}}"#);
+    let update = sync(&server, &alice, &format!("since={next}&filter={filter}")).await;
+    let timeline = &update["rooms"]["join"][&room]["timeline"];
+    assert_eq!(timeline["limited"], true);
+    assert_eq!(
+        timeline_bodies(&update, &room),
+        (10..15).map(|i| format!("message {i}")).collect::<Vec<_>>()
+    );
+    // prev_batch continues with /messages exactly where the timeline starts.
+    let prev = timeline["prev_batch"].as_str().expect("prev_batch");
+    let (_, page) = server
+        .get(
+            &format!("{V3}/rooms/{room}/messages?dir=b&limit=3&from={prev}"),
+            Some(&alice),
+        )
+        .await;
+    let bodies: Vec<&str> = page["chunk"]
+        .as_array()
+        .expect("chunk")
+        .iter()
+        .filter_map(|e| e["content"]["body"].as_str())
+        .collect();
+    assert_eq!(bodies, ["message 9", "message 8", "message 7"]);
+
+    // A saved filter works the same way; a broken inline one is refused.
+    let (_, saved) = server
+        .post(
+            &format!("{V3}/user/@alice:test.local/filter"),
+            Some(&alice),
+            json!({"room": {"timeline": {"limit": 2}}}),
+        )
+        .await;
+    let id = saved["filter_id"].as_str().expect("id");
+    let update = sync(&server, &alice, &format!("since={next}&filter={id}")).await;
+    assert_eq!(timeline_bodies(&update, &room).len(), 2);
+    assert_error(
+        &server
+            .get(&format!("{V3}/sync?filter=%7Bbroken"), Some(&alice))
+            .await,
+        400,
+        "M_BAD_JSON",
+    );
+    assert_error(
+        &server
+            .get(&format!("{V3}/sync?filter=12345"), Some(&alice))
+            .await,
+        404,
+        "M_NOT_FOUND",
+    );
+    assert_error(
+        &server
+            .get(&format!("{V3}/sync?since=garbage"), Some(&alice))
+            .await,
+        400,
+        "M_INVALID_PARAM",
+    );
+    assert_error(
+        &server.get(&format!("{V3}/sync"), None).await,
+        401,
+        "M_MISSING_TOKEN",
+    );
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn long_poll_wakes_when_a_message_arrives_and_times_out_empty() {
+    let server = TestServer::start().await;
+    let (_, alice, _) = server.register("alice", "pw-alice-1").await;
+    let (_, bob, _) = server.register("bob", "pw-bob-123").await;
+    let (_, created) = server
+        .post(
+            &format!("{V3}/createRoom"),
+            Some(&alice),
+            json!({"preset": "public_chat"}),
+        )
+        .await;
+    let room = created["room_id"].as_str().expect("room").to_owned();
+    server
+        .post(&format!("{V3}/join/{room}"), Some(&bob), json!({}))
+        .await;
+    let next = sync(&server, &bob, "").await["next_batch"]
+        .as_str()
+        .expect("next")
+        .to_owned();
+
+    // Times out empty.
+    let started = Instant::now();
+    let empty = sync(&server, &bob, &format!("since={next}&timeout=300")).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "waited for the timeout"
+    );
+    assert!(timeline_bodies(&empty, &room).is_empty());
+    assert_eq!(empty["next_batch"], next.as_str());
+
+    // Wakes as soon as Alice speaks.
+    let poll = {
+        let http = server.http.clone();
+        let url = format!("{}{V3}/sync?since={next}&timeout=20000", server.base);
+        let bob = bob.clone();
+        tokio::spawn(async move {
+            http.get(url)
+                .bearer_auth(bob)
+                .send()
+                .await
+                .expect("sent")
+                .json::<Value>()
+                .await
+                .expect("json")
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let sent_at = Instant::now();
+    say(&server, &alice, &room, "wake", "wake up").await;
+    let woken = tokio::time::timeout(Duration::from_secs(10), poll)
+        .await
+        .expect("returned early")
+        .expect("task");
+    assert!(sent_at.elapsed() < Duration::from_secs(5));
+    assert_eq!(timeline_bodies(&woken, &room), ["wake up"]);
+}
+
+#[tokio::test]
+async fn invites_leaves_and_account_data() {
+    let server = TestServer::start().await;
+    let (_, alice, _) = server.register("alice", "pw-alice-1").await;
+    let (bob_id, bob, _) = server.register("bob", "pw-bob-123").await;
+    let next = sync(&server, &bob, "").await["next_batch"]
+        .as_str()
+        .expect("next")
+        .to_owned();
+    let (_, created) = server
+        .post(
+            &format!("{V3}/createRoom"),
+            Some(&alice),
+            json!({"name": "Secret club", "invite": [bob_id]}),
+        )
+        .await;
+    let room = created["room_id"].as_str().expect("room").to_owned();
+
+    let update = sync(&server, &bob, &format!("since={next}")).await;
+    let invite = &update["rooms"]["invite"][&room]["invite_state"]["events"];
+    let types: Vec<&str> = invite
+        .as_array()
+        .expect("invite state")
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    assert!(
+        types.contains(&"m.room.name")
+            && types.contains(&"m.room.member")
+            && types.contains(&"m.room.create"),
+        "{types:?}"
+    );
+    assert!(
+        update["rooms"]["join"].get(&room).is_none(),
+        "bob has not joined"
+    );
+    let next = update["next_batch"].as_str().expect("next").to_owned();
+
+    server
+        .post(&format!("{V3}/join/{room}"), Some(&bob), json!({}))
+        .await;
+    let update = sync(&server, &bob, &format!("since={next}")).await;
+    let joined = &update["rooms"]["join"][&room];
+    assert!(
+        joined["timeline"]["events"]
+            .as_array()
+            .is_some_and(|e| !e.is_empty()),
+        "{update}"
+    );
+    let next = update["next_batch"].as_str().expect("next").to_owned();
+
+    server
+        .put(
+            &format!("{V3}/user/{bob_id}/account_data/m.direct"),
+            Some(&bob),
+            json!({"@alice:test.local": [room]}),
+        )
+        .await;
+    let update = sync(&server, &bob, &format!("since={next}")).await;
+    let global = update["account_data"]["events"]
+        .as_array()
+        .expect("account data");
+    assert_eq!(global.len(), 1);
+    assert_eq!(global[0]["type"], "m.direct");
+    let next = update["next_batch"].as_str().expect("next").to_owned();
+    let update = sync(&server, &bob, &format!("since={next}&timeout=0")).await;
+    assert!(
+        update["account_data"]["events"]
+            .as_array()
+            .is_none_or(|e| e.is_empty()),
+        "delivered once"
+    );
+
+    server
+        .post(
+            &format!("{V3}/rooms/{room}/kick"),
+            Some(&alice),
+            json!({"user_id": bob_id, "reason": "bye"}),
+        )
+        .await;
+    say(&server, &alice, &room, "after", "after bob left").await;
+    let update = sync(&server, &bob, &format!("since={next}")).await;
+    let left = &update["rooms"]["leave"][&room]["timeline"]["events"];
+    let last = left.as_array().and_then(|e| e.last()).expect("leave event");
+    assert_eq!(last["content"]["membership"], "leave");
+    assert!(
+        !left.to_string().contains("after bob left"),
+        "nothing after the kick"
+    );
+}
