@@ -340,3 +340,38 @@ async fn invites_leaves_and_account_data() {
         "nothing after the kick"
     );
 }
+
+#[tokio::test]
+async fn default_push_rules() {
+    let server = TestServer::start().await;
+    let (_, alice, _) = server.register("alice", "pw-alice-1").await;
+    // `/pushrules/` wraps the ruleset in `global`; `/pushrules/global/` is the ruleset itself.
+    for (path, wrapped) in [
+        ("/_matrix/client/v3/pushrules/", true),
+        ("/_matrix/client/v3/pushrules/global/", false),
+    ] {
+        let (status, body) = server.get(path, Some(&alice)).await;
+        assert_eq!(status, 200, "{body}");
+        let global = if wrapped { &body["global"] } else { &body };
+        let ids: Vec<&str> = global["override"]
+            .as_array()
+            .expect("override")
+            .iter()
+            .filter_map(|r| r["rule_id"].as_str())
+            .collect();
+        assert!(
+            ids.contains(&".m.rule.master") && ids.contains(&".m.rule.is_user_mention"),
+            "{ids:?}"
+        );
+        assert!(
+            global["underride"]
+                .as_array()
+                .is_some_and(|u| !u.is_empty())
+        );
+    }
+    assert_error(
+        &server.get("/_matrix/client/v3/pushrules/", None).await,
+        401,
+        "M_MISSING_TOKEN",
+    );
+}

@@ -9,6 +9,7 @@ mod discovery;
 mod filter;
 mod membership;
 pub mod message;
+mod push_rules;
 mod register;
 mod rooms;
 mod session;
@@ -33,5 +34,6 @@ pub fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = membership::routes(router);
     let router = message::routes(router);
     let router = state::routes(router);
+    let router = push_rules::routes(router);
     sync::routes(router)
 }
