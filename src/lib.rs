@@ -88,6 +88,8 @@ impl Server {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
+        // Long polls answer now rather than at their timeout.
+        self.services.shutting_down.send_replace(true);
         let result = (&mut self.task)
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)));

@@ -375,3 +375,33 @@ async fn default_push_rules() {
         "M_MISSING_TOKEN",
     );
 }
+
+#[tokio::test]
+async fn shutdown_answers_pending_long_polls() {
+    let server = TestServer::start().await;
+    let (_, alice, _) = server.register("alice", "pw-alice-1").await;
+    let next = sync(&server, &alice, "").await["next_batch"]
+        .as_str()
+        .expect("next")
+        .to_owned();
+    let poll = {
+        let http = server.http.clone();
+        let url = format!("{}{V3}/sync?since={next}&timeout=60000", server.base);
+        tokio::spawn(async move {
+            http.get(url)
+                .bearer_auth(alice)
+                .send()
+                .await
+                .map(|r| r.status())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    server.stop().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "stop did not wait for the 60 s poll"
+    );
+    let status = poll.await.expect("task").expect("answered");
+    assert_eq!(status, 200);
+}

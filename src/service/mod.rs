@@ -40,6 +40,9 @@ pub struct Services {
     pub rooms: rooms::Rooms,
     pub account_data: account_data::AccountData,
     pub filters: filters::Filters,
+    /// Set when the server is stopping, so long polls return at once instead of holding up
+    /// the graceful shutdown.
+    pub shutting_down: tokio::sync::watch::Sender<bool>,
     /// The one stream position every change that sync reports takes a value from.
     pub stream: Arc<stream::Stream>,
 }
@@ -64,6 +67,7 @@ impl Services {
             rooms: rooms::Rooms::new(db.clone(), server_name.clone(), stream.clone())?,
             account_data: account_data::AccountData::new(db.clone(), stream.clone()),
             filters: filters::Filters::new(db.clone())?,
+            shutting_down: tokio::sync::watch::Sender::new(false),
             stream,
             server_name,
             config,

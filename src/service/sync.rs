@@ -83,6 +83,7 @@ impl Services {
     pub async fn sync(&self, user: &UserId, request: SyncRequest) -> Result<SyncResult> {
         // Subscribe first: a write landing between the read and the wait still wakes us.
         let mut published = self.stream.subscribe();
+        let mut shutting_down = self.shutting_down.subscribe();
         let deadline = tokio::time::Instant::now() + request.timeout.min(MAX_TIMEOUT);
         loop {
             let upto = *published.borrow_and_update();
@@ -91,9 +92,15 @@ impl Services {
             if !result.is_empty() || since.is_none() || request.full_state {
                 return Ok(result);
             }
-            match tokio::time::timeout_at(deadline, published.changed()).await {
-                Ok(Ok(())) => continue,
-                _ => return Ok(result),
+            if *shutting_down.borrow_and_update() {
+                return Ok(result);
+            }
+            tokio::select! {
+                changed = tokio::time::timeout_at(deadline, published.changed()) => match changed {
+                    Ok(Ok(())) => continue,
+                    _ => return Ok(result),
+                },
+                _ = shutting_down.changed() => return Ok(result),
             }
         }
     }
