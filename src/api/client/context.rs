@@ -26,11 +26,7 @@ async fn context(
 ) -> Result<get_context::v3::Response> {
     let user = &request.identity()?.user_id;
     let body = &request.body;
-    let room = services.rooms.existing_room(&body.room_id)?;
-    services
-        .rooms
-        .require_history_access(&body.room_id, &room, user)?;
-    let current = services.rooms.current_membership(&body.room_id, user)?;
+    let (room, current) = services.rooms.open_history(&body.room_id, user)?;
     let event = services
         .rooms
         .visible_event(&body.room_id, &room, user, &body.event_id)?;
@@ -104,11 +100,7 @@ async fn timestamp_to_event(
 ) -> Result<get_event_by_timestamp::v1::Response> {
     let user = &request.identity()?.user_id;
     let body = &request.body;
-    let room = services.rooms.existing_room(&body.room_id)?;
-    services
-        .rooms
-        .require_history_access(&body.room_id, &room, user)?;
-    let current = services.rooms.current_membership(&body.room_id, user)?;
+    let (room, current) = services.rooms.open_history(&body.room_id, user)?;
     let target = u64::from(body.ts.get());
     let forward = body.dir == Direction::Forward;
     // Walk the timeline in the asked direction from the matching end; stop at the first

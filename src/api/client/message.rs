@@ -144,11 +144,7 @@ async fn messages(
 ) -> Result<get_message_events::v3::Response> {
     let user = &request.identity()?.user_id;
     let body = &request.body;
-    let room = services.rooms.existing_room(&body.room_id)?;
-    services
-        .rooms
-        .require_history_access(&body.room_id, &room, user)?;
-    let current = services.rooms.current_membership(&body.room_id, user)?;
+    let (room, current) = services.rooms.open_history(&body.room_id, user)?;
     let forward = body.dir == Direction::Forward;
     let from = body.from.as_deref().map(parse_token).transpose()?;
     let to = body.to.as_deref().map(parse_token).transpose()?;

@@ -144,6 +144,19 @@ impl Rooms {
         }
     }
 
+    /// The room and the user's current membership, for reading its history: `M_NOT_FOUND` for
+    /// an unknown room, 403 for someone never in it (unless world-readable).
+    pub fn open_history(
+        &self,
+        room_id: &RoomId,
+        user: &UserId,
+    ) -> Result<(RoomRecord, Option<MembershipState>)> {
+        let room = self.existing_room(room_id)?;
+        self.require_history_access(room_id, &room, user)?;
+        let current = self.current_membership(room_id, user)?;
+        Ok((room, current))
+    }
+
     /// Forbidden unless `user` is joined to the room.
     pub fn require_joined(&self, room_id: &RoomId, user: &UserId) -> Result<()> {
         match self.membership(room_id, user)? {
