@@ -405,3 +405,127 @@ async fn shutdown_answers_pending_long_polls() {
     let status = poll.await.expect("task").expect("answered");
     assert_eq!(status, 200);
 }
+
+fn typing_users(sync: &Value, room: &str) -> Option<Vec<String>> {
+    let events = sync["rooms"]["join"][room]["ephemeral"]["events"].as_array()?;
+    let typing = events.iter().find(|e| e["type"] == "m.typing")?;
+    Some(
+        typing["content"]["user_ids"]
+            .as_array()?
+            .iter()
+            .filter_map(|u| u.as_str().map(str::to_owned))
+            .collect(),
+    )
+}
+
+#[tokio::test]
+async fn typing_notifications() {
+    let server = TestServer::start().await;
+    let (alice_id, alice, _) = server.register("alice", "pw-alice-1").await;
+    let (bob_id, bob, _) = server.register("bob", "pw-bob-123").await;
+    let (_, created) = server
+        .post(
+            &format!("{V3}/createRoom"),
+            Some(&alice),
+            json!({"preset": "public_chat"}),
+        )
+        .await;
+    let room = created["room_id"].as_str().expect("room").to_owned();
+    server
+        .post(&format!("{V3}/join/{room}"), Some(&bob), json!({}))
+        .await;
+    let next = sync(&server, &bob, "").await["next_batch"]
+        .as_str()
+        .expect("next")
+        .to_owned();
+
+    // A long poll wakes when Alice starts typing.
+    let poll = {
+        let http = server.http.clone();
+        let url = format!("{}{V3}/sync?since={next}&timeout=20000", server.base);
+        let bob = bob.clone();
+        tokio::spawn(async move {
+            http.get(url)
+                .bearer_auth(bob)
+                .send()
+                .await
+                .expect("sent")
+                .json::<Value>()
+                .await
+                .expect("json")
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let path = format!("{V3}/rooms/{room}/typing/{alice_id}");
+    assert_eq!(
+        server
+            .put(&path, Some(&alice), json!({"typing": true, "timeout": 400}))
+            .await
+            .0,
+        200
+    );
+    let woken = tokio::time::timeout(Duration::from_secs(10), poll)
+        .await
+        .expect("woke")
+        .expect("task");
+    assert_eq!(typing_users(&woken, &room), Some(vec![alice_id.clone()]));
+    let next = woken["next_batch"].as_str().expect("next").to_owned();
+
+    // It stops by itself after the timeout, and that is reported too.
+    let stopped = sync(&server, &bob, &format!("since={next}&timeout=5000")).await;
+    assert_eq!(typing_users(&stopped, &room), Some(vec![]));
+
+    // Only for oneself, only in rooms one is in.
+    assert_error(
+        &server
+            .put(
+                &format!("{V3}/rooms/{room}/typing/{bob_id}"),
+                Some(&alice),
+                json!({"typing": true, "timeout": 1000}),
+            )
+            .await,
+        403,
+        "M_FORBIDDEN",
+    );
+    let (_, other) = server
+        .post(&format!("{V3}/createRoom"), Some(&alice), json!({}))
+        .await;
+    let other = other["room_id"].as_str().expect("room");
+    assert_error(
+        &server
+            .put(
+                &format!("{V3}/rooms/{other}/typing/{bob_id}"),
+                Some(&bob),
+                json!({"typing": true, "timeout": 1000}),
+            )
+            .await,
+        403,
+        "M_FORBIDDEN",
+    );
+    assert_error(
+        &server
+            .put(&path, Some(&alice), json!({"typing": "yes"}))
+            .await,
+        400,
+        "M_BAD_JSON",
+    );
+    // Stopping explicitly works as well.
+    assert_eq!(
+        server
+            .put(
+                &path,
+                Some(&alice),
+                json!({"typing": true, "timeout": 30000})
+            )
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        server
+            .put(&path, Some(&alice), json!({"typing": false}))
+            .await
+            .0,
+        200
+    );
+}

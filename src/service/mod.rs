@@ -15,6 +15,7 @@ pub mod shared_secret;
 pub mod signing_key;
 pub mod stream;
 pub mod sync;
+pub mod typing;
 pub mod uiaa;
 pub mod users;
 
@@ -40,6 +41,7 @@ pub struct Services {
     pub rooms: rooms::Rooms,
     pub account_data: account_data::AccountData,
     pub filters: filters::Filters,
+    pub typing: Arc<typing::Typing>,
     /// Set when the server is stopping, so long polls return at once instead of holding up
     /// the graceful shutdown.
     pub shutting_down: tokio::sync::watch::Sender<bool>,
@@ -67,6 +69,7 @@ impl Services {
             rooms: rooms::Rooms::new(db.clone(), server_name.clone(), stream.clone())?,
             account_data: account_data::AccountData::new(db.clone(), stream.clone()),
             filters: filters::Filters::new(db.clone())?,
+            typing: Arc::default(),
             shutting_down: tokio::sync::watch::Sender::new(false),
             stream,
             server_name,

@@ -38,6 +38,8 @@ const STRIPPED_STATE: &[StateEventType] = &[
 
 pub struct SyncRequest {
     pub since: Option<u64>,
+    /// The typing position of the `since` token (typing has its own, in-memory position).
+    pub since_typing: u64,
     pub full_state: bool,
     pub timeout: Duration,
     pub filter: FilterDefinition,
@@ -54,6 +56,8 @@ pub struct RoomUpdate {
     pub prev_batch: u64,
     pub state: Vec<StoredPdu>,
     pub account_data: Vec<(String, Value)>,
+    /// Who is typing, when that changed.
+    pub typing: Option<Vec<OwnedUserId>>,
     /// (joined, invited, heroes) when membership may have changed.
     pub summary: Option<(u64, u64, Vec<OwnedUserId>)>,
 }
@@ -61,6 +65,7 @@ pub struct RoomUpdate {
 #[derive(Debug, Default)]
 pub struct SyncResult {
     pub next_batch: u64,
+    pub next_typing: u64,
     pub joined: BTreeMap<OwnedRoomId, RoomUpdate>,
     pub left: BTreeMap<OwnedRoomId, RoomUpdate>,
     /// Stripped state per invited room.
@@ -83,12 +88,20 @@ impl Services {
     pub async fn sync(&self, user: &UserId, request: SyncRequest) -> Result<SyncResult> {
         // Subscribe first: a write landing between the read and the wait still wakes us.
         let mut published = self.stream.subscribe();
+        let mut typing = self.typing.subscribe();
         let mut shutting_down = self.shutting_down.subscribe();
         let deadline = tokio::time::Instant::now() + request.timeout.min(MAX_TIMEOUT);
         loop {
             let upto = *published.borrow_and_update();
+            let typing_now = *typing.borrow_and_update();
             let since = request.since.map(|since| since.min(upto));
-            let result = self.sync_once(user, &request, since, upto)?;
+            // Typing positions restart with the server: a token from before counts from zero.
+            let since_typing = if request.since_typing > typing_now {
+                0
+            } else {
+                request.since_typing
+            };
+            let result = self.sync_once(user, &request, since, upto, since_typing, typing_now)?;
             if !result.is_empty() || since.is_none() || request.full_state {
                 return Ok(result);
             }
@@ -100,6 +113,7 @@ impl Services {
                     Ok(Ok(())) => continue,
                     _ => return Ok(result),
                 },
+                _ = typing.changed() => continue,
                 _ = shutting_down.changed() => return Ok(result),
             }
         }
@@ -111,6 +125,8 @@ impl Services {
         request: &SyncRequest,
         since: Option<u64>,
         upto: u64,
+        since_typing: u64,
+        typing_now: u64,
     ) -> Result<SyncResult> {
         let room_filter = &request.filter.room;
         let limit = room_filter
@@ -123,6 +139,7 @@ impl Services {
         let since_position = since.unwrap_or(0);
         let mut result = SyncResult {
             next_batch: upto,
+            next_typing: typing_now,
             ..SyncResult::default()
         };
 
@@ -159,10 +176,16 @@ impl Services {
                     let account_data = room_account_data.remove(&room_id).unwrap_or_default();
                     let mut update =
                         self.room_update(user, &room, request, lower, upto, limit, fresh)?;
+                    // Who is typing: all current typers for a fresh room, changes otherwise.
+                    update.typing = self
+                        .typing
+                        .changed_since(&room_id, if fresh { 0 } else { since_typing })?
+                        .filter(|users| !(fresh && users.is_empty()));
                     if !fresh
                         && update.timeline.is_empty()
                         && update.state.is_empty()
                         && account_data.is_empty()
+                        && update.typing.is_none()
                     {
                         continue;
                     }

@@ -15,6 +15,7 @@ mod rooms;
 mod session;
 mod state;
 mod sync;
+mod typing;
 
 use axum::Router;
 
@@ -35,5 +36,6 @@ pub fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = message::routes(router);
     let router = state::routes(router);
     let router = push_rules::routes(router);
-    sync::routes(router)
+    let router = sync::routes(router);
+    typing::routes(router)
 }

@@ -26,7 +26,10 @@ async fn sync(
 ) -> Result<v3::Response> {
     let user = request.identity()?.user_id.clone();
     let body = request.body;
-    let since = body.since.as_deref().map(parse_since).transpose()?;
+    let (since, since_typing) = match body.since.as_deref().map(parse_since).transpose()? {
+        Some((since, typing)) => (Some(since), typing),
+        None => (None, 0),
+    };
     let filter = match body.filter {
         None => Default::default(),
         Some(Filter::FilterDefinition(definition)) => definition,
@@ -41,6 +44,7 @@ async fn sync(
             &user,
             SyncRequest {
                 since,
+                since_typing,
                 full_state: body.full_state,
                 timeout: body.timeout.unwrap_or(Duration::ZERO),
                 filter,
@@ -49,12 +53,16 @@ async fn sync(
         )
         .await?;
 
-    let mut response = v3::Response::new(format!("s{}", result.next_batch));
+    let mut response = v3::Response::new(format!("s{}_{}", result.next_batch, result.next_typing));
     for (room_id, update) in result.joined {
         let mut joined = JoinedRoom::new();
         joined.timeline = timeline(&services, &room_id, &user, &update)?;
         joined.state = state(&services, &room_id, &user, &update, body.use_state_after)?;
         joined.account_data.events = account_data(&update.account_data)?;
+        if let Some(typing) = &update.typing {
+            joined.ephemeral.events =
+                raw_list(&[json!({"type": "m.typing", "content": {"user_ids": typing}})])?;
+        }
         if let Some((joined_count, invited_count, heroes)) = update.summary {
             let mut summary = RoomSummary::new();
             summary.joined_member_count = UInt::new(joined_count);
@@ -90,13 +98,19 @@ async fn sync(
     Ok(response)
 }
 
-/// `s<position>` from an earlier sync; `t<position>` pagination tokens are accepted too.
-fn parse_since(token: &str) -> Result<u64> {
-    token
+/// `s<stream>_<typing>` from an earlier sync (`s<stream>` and `t<stream>` pagination tokens
+/// are accepted too, with typing position 0).
+fn parse_since(token: &str) -> Result<(u64, u64)> {
+    let invalid = || Error::invalid_param(format!("Invalid since token `{token}`"));
+    let rest = token
         .strip_prefix('s')
         .or_else(|| token.strip_prefix('t'))
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| Error::invalid_param(format!("Invalid since token `{token}`")))
+        .ok_or_else(invalid)?;
+    let (stream, typing) = rest.split_once('_').unwrap_or((rest, "0"));
+    Ok((
+        stream.parse().map_err(|_| invalid())?,
+        typing.parse().map_err(|_| invalid())?,
+    ))
 }
 
 fn timeline(
