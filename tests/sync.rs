@@ -529,3 +529,172 @@ async fn typing_notifications() {
         200
     );
 }
+
+#[tokio::test]
+async fn receipts_and_read_markers() {
+    let server = TestServer::start().await;
+    let (alice_id, alice, _) = server.register("alice", "pw-alice-1").await;
+    let (bob_id, bob, _) = server.register("bob", "pw-bob-123").await;
+    let (_, created) = server
+        .post(
+            &format!("{V3}/createRoom"),
+            Some(&alice),
+            json!({"preset": "public_chat"}),
+        )
+        .await;
+    let room = created["room_id"].as_str().expect("room").to_owned();
+    server
+        .post(&format!("{V3}/join/{room}"), Some(&bob), json!({}))
+        .await;
+    let (_, sent) = server
+        .put(
+            &format!("{V3}/rooms/{room}/send/m.room.message/r1"),
+            Some(&alice),
+            json!({"msgtype": "m.text", "body": "read me"}),
+        )
+        .await;
+    let event = sent["event_id"].as_str().expect("id").to_owned();
+    let next = sync(&server, &alice, "").await["next_batch"]
+        .as_str()
+        .expect("next")
+        .to_owned();
+
+    // Bob's public receipt reaches Alice; his private one does not.
+    assert_eq!(
+        server
+            .post(
+                &format!("{V3}/rooms/{room}/receipt/m.read/{event}"),
+                Some(&bob),
+                json!({})
+            )
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        server
+            .post(
+                &format!("{V3}/rooms/{room}/receipt/m.read.private/{event}"),
+                Some(&bob),
+                json!({})
+            )
+            .await
+            .0,
+        200
+    );
+    let update = sync(&server, &alice, &format!("since={next}")).await;
+    let ephemeral = update["rooms"]["join"][&room]["ephemeral"]["events"]
+        .as_array()
+        .expect("ephemeral")
+        .clone();
+    let receipt = ephemeral
+        .iter()
+        .find(|e| e["type"] == "m.receipt")
+        .expect("receipt");
+    assert!(
+        receipt["content"][&event]["m.read"][&bob_id]["ts"].is_u64(),
+        "{receipt}"
+    );
+    assert!(
+        receipt["content"][&event].get("m.read.private").is_none(),
+        "private receipts stay private"
+    );
+    let next = update["next_batch"].as_str().expect("next").to_owned();
+    let again = sync(&server, &alice, &format!("since={next}&timeout=0")).await;
+    assert!(
+        again["rooms"]["join"].get(&room).is_none(),
+        "delivered once: {again}"
+    );
+
+    // Bob sees his own private receipt, and a threaded receipt carries its thread.
+    let bob_view = sync(&server, &bob, "").await;
+    let receipts = bob_view["rooms"]["join"][&room]["ephemeral"]["events"]
+        .as_array()
+        .expect("ephemeral")
+        .iter()
+        .find(|e| e["type"] == "m.receipt")
+        .cloned()
+        .expect("receipt");
+    assert!(
+        receipts["content"][&event]["m.read.private"][&bob_id].is_object(),
+        "{receipts}"
+    );
+    assert_eq!(
+        server
+            .post(
+                &format!("{V3}/rooms/{room}/receipt/m.read/{event}"),
+                Some(&alice),
+                json!({"thread_id": "main"})
+            )
+            .await
+            .0,
+        200
+    );
+
+    // Read markers set the fully-read marker (room account data) and receipts in one call.
+    let (status, _) = server
+        .post(
+            &format!("{V3}/rooms/{room}/read_markers"),
+            Some(&bob),
+            json!({"m.fully_read": event, "m.read": event}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, marker) = server
+        .get(
+            &format!("{V3}/user/{bob_id}/rooms/{room}/account_data/m.fully_read"),
+            Some(&bob),
+        )
+        .await;
+    assert_eq!(marker["event_id"], event.as_str());
+    assert_eq!(
+        server
+            .post(
+                &format!("{V3}/rooms/{room}/receipt/m.fully_read/{event}"),
+                Some(&alice),
+                json!({})
+            )
+            .await
+            .0,
+        200
+    );
+
+    assert_error(
+        &server
+            .post(
+                &format!("{V3}/rooms/{room}/receipt/m.read/$unknown"),
+                Some(&bob),
+                json!({}),
+            )
+            .await,
+        404,
+        "M_NOT_FOUND",
+    );
+    let (_, private) = server
+        .post(&format!("{V3}/createRoom"), Some(&alice), json!({}))
+        .await;
+    let private = private["room_id"].as_str().expect("room");
+    assert_error(
+        &server
+            .post(
+                &format!("{V3}/rooms/{private}/receipt/m.read/{event}"),
+                Some(&bob),
+                json!({}),
+            )
+            .await,
+        403,
+        "M_FORBIDDEN",
+    );
+    assert_error(
+        &server
+            .post(
+                &format!("{V3}/rooms/{room}/receipt/m.bogus/{event}"),
+                Some(&bob),
+                json!({}),
+            )
+            .await,
+        400,
+        "M_INVALID_PARAM",
+    );
+    let _ = alice_id;
+}

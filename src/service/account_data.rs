@@ -54,6 +54,18 @@ impl AccountData {
         if !content.is_object() {
             return Err(Error::bad_json("Account data must be a JSON object"));
         }
+        self.store(user, room, kind, content)
+    }
+
+    /// Stores account data without the client-facing checks (for server-managed types such as
+    /// `m.fully_read`).
+    pub fn store(
+        &self,
+        user: &UserId,
+        room: Option<&RoomId>,
+        kind: &str,
+        content: Value,
+    ) -> Result<()> {
         let ticket = self.stream.begin()?;
         let stored = Stored {
             position: ticket.position,

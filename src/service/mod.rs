@@ -9,6 +9,7 @@ pub mod directory;
 pub mod filters;
 pub mod password;
 pub mod rate_limit;
+pub mod receipts;
 pub mod registration_tokens;
 pub mod rooms;
 pub mod shared_secret;
@@ -42,6 +43,7 @@ pub struct Services {
     pub account_data: account_data::AccountData,
     pub filters: filters::Filters,
     pub typing: Arc<typing::Typing>,
+    pub receipts: receipts::Receipts,
     /// Set when the server is stopping, so long polls return at once instead of holding up
     /// the graceful shutdown.
     pub shutting_down: tokio::sync::watch::Sender<bool>,
@@ -70,6 +72,7 @@ impl Services {
             account_data: account_data::AccountData::new(db.clone(), stream.clone()),
             filters: filters::Filters::new(db.clone())?,
             typing: Arc::default(),
+            receipts: receipts::Receipts::new(db.clone(), stream.clone()),
             shutting_down: tokio::sync::watch::Sender::new(false),
             stream,
             server_name,

@@ -58,6 +58,8 @@ pub struct RoomUpdate {
     pub account_data: Vec<(String, Value)>,
     /// Who is typing, when that changed.
     pub typing: Option<Vec<OwnedUserId>>,
+    /// `m.receipt` content for receipts that changed.
+    pub receipts: Option<Value>,
     /// (joined, invited, heroes) when membership may have changed.
     pub summary: Option<(u64, u64, Vec<OwnedUserId>)>,
 }
@@ -181,11 +183,18 @@ impl Services {
                         .typing
                         .changed_since(&room_id, if fresh { 0 } else { since_typing })?
                         .filter(|users| !(fresh && users.is_empty()));
+                    update.receipts = self.receipts.changes(
+                        &room_id,
+                        user,
+                        if fresh { 0 } else { since_position },
+                        upto,
+                    )?;
                     if !fresh
                         && update.timeline.is_empty()
                         && update.state.is_empty()
                         && account_data.is_empty()
                         && update.typing.is_none()
+                        && update.receipts.is_none()
                     {
                         continue;
                     }

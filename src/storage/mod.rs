@@ -82,6 +82,8 @@ column_families! {
     PublicRooms => "public_rooms",
     /// user id ‖ filter id → the filter definition (JSON).
     Filters => "filters",
+    /// room ‖ user ‖ receipt type ‖ thread → event id, time, stream position.
+    Receipts => "receipts",
 }
 
 #[derive(Debug, thiserror::Error)]

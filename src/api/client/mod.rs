@@ -10,6 +10,7 @@ mod filter;
 mod membership;
 pub mod message;
 mod push_rules;
+mod receipts;
 mod register;
 mod rooms;
 mod session;
@@ -36,6 +37,7 @@ pub fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = message::routes(router);
     let router = state::routes(router);
     let router = push_rules::routes(router);
+    let router = receipts::routes(router);
     let router = sync::routes(router);
     typing::routes(router)
 }

@@ -59,10 +59,14 @@ async fn sync(
         joined.timeline = timeline(&services, &room_id, &user, &update)?;
         joined.state = state(&services, &room_id, &user, &update, body.use_state_after)?;
         joined.account_data.events = account_data(&update.account_data)?;
+        let mut ephemeral = Vec::new();
         if let Some(typing) = &update.typing {
-            joined.ephemeral.events =
-                raw_list(&[json!({"type": "m.typing", "content": {"user_ids": typing}})])?;
+            ephemeral.push(json!({"type": "m.typing", "content": {"user_ids": typing}}));
         }
+        if let Some(receipts) = &update.receipts {
+            ephemeral.push(json!({"type": "m.receipt", "content": receipts}));
+        }
+        joined.ephemeral.events = raw_list(&ephemeral)?;
         if let Some((joined_count, invited_count, heroes)) = update.summary {
             let mut summary = RoomSummary::new();
             summary.joined_member_count = UInt::new(joined_count);
