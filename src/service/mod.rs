@@ -16,6 +16,7 @@ pub mod shared_secret;
 pub mod signing_key;
 pub mod stream;
 pub mod sync;
+pub mod to_device;
 pub mod typing;
 pub mod uiaa;
 pub mod users;
@@ -44,6 +45,7 @@ pub struct Services {
     pub filters: filters::Filters,
     pub typing: Arc<typing::Typing>,
     pub receipts: receipts::Receipts,
+    pub to_device: to_device::ToDevice,
     /// Set when the server is stopping, so long polls return at once instead of holding up
     /// the graceful shutdown.
     pub shutting_down: tokio::sync::watch::Sender<bool>,
@@ -73,6 +75,7 @@ impl Services {
             filters: filters::Filters::new(db.clone())?,
             typing: Arc::default(),
             receipts: receipts::Receipts::new(db.clone(), stream.clone()),
+            to_device: to_device::ToDevice::new(db.clone(), stream.clone()),
             shutting_down: tokio::sync::watch::Sender::new(false),
             stream,
             server_name,

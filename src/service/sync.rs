@@ -37,6 +37,8 @@ const STRIPPED_STATE: &[StateEventType] = &[
 ];
 
 pub struct SyncRequest {
+    /// The syncing device (to-device messages are per device).
+    pub device: ruma::OwnedDeviceId,
     pub since: Option<u64>,
     /// The typing position of the `since` token (typing has its own, in-memory position).
     pub since_typing: u64,
@@ -74,6 +76,7 @@ pub struct SyncResult {
     pub invited: BTreeMap<OwnedRoomId, Vec<Value>>,
     pub knocked: BTreeMap<OwnedRoomId, Vec<Value>>,
     pub account_data: Vec<(String, Value)>,
+    pub to_device: Vec<Value>,
 }
 
 impl SyncResult {
@@ -83,6 +86,7 @@ impl SyncResult {
             && self.invited.is_empty()
             && self.knocked.is_empty()
             && self.account_data.is_empty()
+            && self.to_device.is_empty()
     }
 }
 
@@ -144,6 +148,10 @@ impl Services {
             next_typing: typing_now,
             ..SyncResult::default()
         };
+
+        result.to_device = self
+            .to_device
+            .take(user, &request.device, since_position, upto)?;
 
         let mut room_account_data: BTreeMap<OwnedRoomId, Vec<(String, Value)>> = BTreeMap::new();
         for (room, kind, content) in self.account_data.changes(user, since_position, upto)? {

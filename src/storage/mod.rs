@@ -84,6 +84,8 @@ column_families! {
     Filters => "filters",
     /// room ‖ user ‖ receipt type ‖ thread → event id, time, stream position.
     Receipts => "receipts",
+    /// user ‖ device ‖ stream position → a to-device message waiting for that device.
+    ToDevice => "to_device",
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -16,6 +16,7 @@ mod rooms;
 mod session;
 mod state;
 mod sync;
+mod to_device;
 mod typing;
 
 use axum::Router;
@@ -39,5 +40,6 @@ pub fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = push_rules::routes(router);
     let router = receipts::routes(router);
     let router = sync::routes(router);
+    let router = to_device::routes(router);
     typing::routes(router)
 }

@@ -24,7 +24,8 @@ async fn sync(
     State(services): State<AppState>,
     request: Ruma<v3::Request>,
 ) -> Result<v3::Response> {
-    let user = request.identity()?.user_id.clone();
+    let identity = request.identity()?.clone();
+    let user = identity.user_id.clone();
     let body = request.body;
     let (since, since_typing) = match body.since.as_deref().map(parse_since).transpose()? {
         Some((since, typing)) => (Some(since), typing),
@@ -43,6 +44,7 @@ async fn sync(
         .sync(
             &user,
             SyncRequest {
+                device: identity.device_id.clone(),
                 since,
                 since_typing,
                 full_state: body.full_state,
@@ -99,6 +101,7 @@ async fn sync(
             .insert(room_id, KnockedRoom::from(knock_state));
     }
     response.account_data.events = account_data(&result.account_data)?;
+    response.to_device.events = raw_list(&result.to_device)?;
     Ok(response)
 }
 
