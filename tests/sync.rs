@@ -706,28 +706,73 @@ async fn to_device_messages_are_delivered_once_in_order() {
     let (bob_id, bob, bob_device) = server.register("bob", "pw-bob-123").await;
     let (_, second) = server.login("bob", "pw-bob-123").await;
     let bob_second = second["access_token"].as_str().expect("token").to_owned();
-    let next = sync(&server, &bob, "").await["next_batch"].as_str().expect("next").to_owned();
+    let next = sync(&server, &bob, "").await["next_batch"]
+        .as_str()
+        .expect("next")
+        .to_owned();
 
     for (txn, n) in [("t1", 1), ("t2", 2), ("t2", 2)] {
         let messages = json!({"messages": {bob_id.clone(): {bob_device.clone(): {"n": n}}}});
-        assert_eq!(server.put(&format!("{V3}/sendToDevice/m.test/{txn}"), Some(&alice), messages).await.0, 200);
+        assert_eq!(
+            server
+                .put(
+                    &format!("{V3}/sendToDevice/m.test/{txn}"),
+                    Some(&alice),
+                    messages
+                )
+                .await
+                .0,
+            200
+        );
     }
     let all = json!({"messages": {bob_id.clone(): {"*": {"n": 3}}}});
-    assert_eq!(server.put(&format!("{V3}/sendToDevice/m.test/t3"), Some(&alice), all).await.0, 200);
+    assert_eq!(
+        server
+            .put(&format!("{V3}/sendToDevice/m.test/t3"), Some(&alice), all)
+            .await
+            .0,
+        200
+    );
 
     let update = sync(&server, &bob, &format!("since={next}")).await;
-    let events = update["to_device"]["events"].as_array().expect("to_device").clone();
-    let numbers: Vec<u64> = events.iter().filter_map(|e| e["content"]["n"].as_u64()).collect();
+    let events = update["to_device"]["events"]
+        .as_array()
+        .expect("to_device")
+        .clone();
+    let numbers: Vec<u64> = events
+        .iter()
+        .filter_map(|e| e["content"]["n"].as_u64())
+        .collect();
     assert_eq!(numbers, [1, 2, 3], "in order, the retried transaction once");
     assert_eq!(events[0]["sender"], "@alice:test.local");
     assert_eq!(events[0]["type"], "m.test");
     let next = update["next_batch"].as_str().expect("next").to_owned();
     let again = sync(&server, &bob, &format!("since={next}&timeout=0")).await;
-    assert!(again["to_device"]["events"].as_array().is_none_or(|e| e.is_empty()), "never twice: {again}");
+    assert!(
+        again["to_device"]["events"]
+            .as_array()
+            .is_none_or(|e| e.is_empty()),
+        "never twice: {again}"
+    );
 
     // The other device got the `*` message only.
     let other = sync(&server, &bob_second, "").await;
-    let numbers: Vec<u64> = other["to_device"]["events"].as_array().expect("to_device").iter().filter_map(|e| e["content"]["n"].as_u64()).collect();
+    let numbers: Vec<u64> = other["to_device"]["events"]
+        .as_array()
+        .expect("to_device")
+        .iter()
+        .filter_map(|e| e["content"]["n"].as_u64())
+        .collect();
     assert_eq!(numbers, [3]);
-    assert_error(&server.put(&format!("{V3}/sendToDevice/m.test/t9"), Some(&alice), json!({"messages": 5})).await, 400, "M_BAD_JSON");
+    assert_error(
+        &server
+            .put(
+                &format!("{V3}/sendToDevice/m.test/t9"),
+                Some(&alice),
+                json!({"messages": 5}),
+            )
+            .await,
+        400,
+        "M_BAD_JSON",
+    );
 }
