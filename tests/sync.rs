@@ -776,3 +776,63 @@ async fn to_device_messages_are_delivered_once_in_order() {
         "M_BAD_JSON",
     );
 }
+
+#[tokio::test]
+async fn ignored_users_disappear() {
+    let server = TestServer::start().await;
+    let (alice_id, alice, _) = server.register("alice", "pw-alice-1").await;
+    let (_, bob, _) = server.register("bob", "pw-bob-123").await;
+    let (troll_id, troll, _) = server.register("troll", "pw-troll-1").await;
+    let (_, created) = server
+        .post(
+            &format!("{V3}/createRoom"),
+            Some(&bob),
+            json!({"preset": "public_chat"}),
+        )
+        .await;
+    let room = created["room_id"].as_str().expect("room").to_owned();
+    for token in [&alice, &troll] {
+        server
+            .post(&format!("{V3}/join/{room}"), Some(token), json!({}))
+            .await;
+    }
+    server
+        .put(
+            &format!("{V3}/user/{alice_id}/account_data/m.ignored_user_list"),
+            Some(&alice),
+            json!({"ignored_users": {troll_id.clone(): {}}}),
+        )
+        .await;
+    let next = sync(&server, &alice, "").await["next_batch"]
+        .as_str()
+        .expect("next")
+        .to_owned();
+    say(&server, &troll, &room, "t1", "spam").await;
+    say(&server, &bob, &room, "b1", "hello").await;
+    let update = sync(&server, &alice, &format!("since={next}")).await;
+    assert_eq!(timeline_bodies(&update, &room), ["hello"]);
+    let (_, page) = server
+        .get(
+            &format!("{V3}/rooms/{room}/messages?dir=b&limit=5"),
+            Some(&alice),
+        )
+        .await;
+    assert!(!page.to_string().contains("spam"), "{page}");
+
+    // Invites from ignored users are hidden too.
+    let next = update["next_batch"].as_str().expect("next").to_owned();
+    server
+        .post(
+            &format!("{V3}/createRoom"),
+            Some(&troll),
+            json!({"invite": [alice_id]}),
+        )
+        .await;
+    let update = sync(&server, &alice, &format!("since={next}&timeout=0")).await;
+    assert!(
+        update["rooms"]["invite"]
+            .as_object()
+            .is_none_or(|rooms| rooms.is_empty()),
+        "{update}"
+    );
+}

@@ -111,6 +111,19 @@ impl AccountData {
         Ok(changes)
     }
 
+    /// The users `user` ignores (`m.ignored_user_list`): their events and invites are hidden.
+    pub fn ignored_users(&self, user: &UserId) -> Result<std::collections::HashSet<String>> {
+        Ok(self
+            .get(user, None, "m.ignored_user_list")?
+            .and_then(|content| {
+                content
+                    .get("ignored_users")
+                    .and_then(Value::as_object)
+                    .map(|users| users.keys().cloned().collect())
+            })
+            .unwrap_or_default())
+    }
+
     pub fn get(&self, user: &UserId, room: Option<&RoomId>, kind: &str) -> Result<Option<Value>> {
         Ok(self
             .db

@@ -218,7 +218,9 @@ impl Services {
                     }
                     result.joined.insert(room_id, update);
                 }
-                MembershipState::Invite if changed => {
+                MembershipState::Invite
+                    if changed && !self.invited_by_ignored(user, &record.event_id)? =>
+                {
                     result.invited.insert(
                         room_id.clone(),
                         self.stripped_state(&room, &record.event_id)?,
@@ -266,6 +268,7 @@ impl Services {
     ) -> Result<RoomUpdate> {
         let filter = &request.filter.room.timeline;
         let current = self.rooms.current_membership(&room.room_id, user)?;
+        let ignored = self.account_data.ignored_users(user)?;
         let mut timeline = Vec::new();
         let mut limited = false;
         let mut cursor = Some(upper);
@@ -279,7 +282,15 @@ impl Services {
                     break 'scan;
                 }
                 cursor = pdu.position.checked_sub(1);
-                if pdu.matches(filter) && self.rooms.can_see(user, &pdu, current.as_ref())? {
+                let ignored = pdu
+                    .json
+                    .get("sender")
+                    .and_then(|s| s.as_str())
+                    .is_some_and(|s| ignored.contains(s));
+                if !ignored
+                    && pdu.matches(filter)
+                    && self.rooms.can_see(user, &pdu, current.as_ref())?
+                {
                     if timeline.len() == limit {
                         limited = true;
                         break 'scan;
@@ -344,6 +355,24 @@ impl Services {
             count(MembershipState::Invite),
             heroes,
         ))
+    }
+
+    /// Whether the invite event came from someone `user` ignores.
+    fn invited_by_ignored(&self, user: &UserId, invite: &ruma::EventId) -> Result<bool> {
+        let ignored = self.account_data.ignored_users(user)?;
+        if ignored.is_empty() {
+            return Ok(false);
+        }
+        Ok(self
+            .rooms
+            .pdu(invite)?
+            .and_then(|pdu| {
+                pdu.json
+                    .get("sender")
+                    .and_then(|s| s.as_str())
+                    .map(|s| ignored.contains(s))
+            })
+            .unwrap_or(false))
     }
 
     /// What an invitee (or knocker) may see of a room: a few state events, stripped.

@@ -145,6 +145,7 @@ async fn messages(
     let user = &request.identity()?.user_id;
     let body = &request.body;
     let (room, current) = services.rooms.open_history(&body.room_id, user)?;
+    let ignored = services.account_data.ignored_users(user)?;
     let forward = body.dir == Direction::Forward;
     let from = body.from.as_deref().map(parse_token).transpose()?;
     let to = body.to.as_deref().map(parse_token).transpose()?;
@@ -190,7 +191,15 @@ async fn messages(
             } else {
                 pdu.position
             });
-            if pdu.matches(&body.filter) && services.rooms.can_see(user, pdu, current.as_ref())? {
+            let from_ignored = pdu
+                .json
+                .get("sender")
+                .and_then(|s| s.as_str())
+                .is_some_and(|s| ignored.contains(s));
+            if !from_ignored
+                && pdu.matches(&body.filter)
+                && services.rooms.can_see(user, pdu, current.as_ref())?
+            {
                 chunk.push(Raw::from_json(client_event(
                     &services,
                     &body.room_id,
