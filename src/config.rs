@@ -42,6 +42,20 @@ pub struct Config {
     pub log: LogConfig,
     pub storage: StorageConfig,
     pub rate_limits: RateLimitsConfig,
+    pub presence: PresenceConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PresenceConfig {
+    /// Track and share online/idle/offline status. Off: everyone shows as offline.
+    pub enabled: bool,
+}
+
+impl Default for PresenceConfig {
+    fn default() -> Self {
+        PresenceConfig { enabled: true }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -97,6 +111,7 @@ impl Default for Config {
             log: LogConfig::default(),
             storage: StorageConfig::default(),
             rate_limits: RateLimitsConfig::default(),
+            presence: PresenceConfig::default(),
         }
     }
 }

@@ -836,3 +836,95 @@ async fn ignored_users_disappear() {
         "{update}"
     );
 }
+
+#[tokio::test]
+async fn presence_between_people_who_share_a_room() {
+    let server = TestServer::start().await;
+    let (alice_id, alice, _) = server.register("alice", "pw-alice-1").await;
+    let (bob_id, bob, _) = server.register("bob", "pw-bob-123").await;
+    let (stranger_id, stranger, _) = server.register("stranger", "pw-strange-1").await;
+    let (_, created) = server
+        .post(
+            &format!("{V3}/createRoom"),
+            Some(&alice),
+            json!({"preset": "public_chat"}),
+        )
+        .await;
+    let room = created["room_id"].as_str().expect("room").to_owned();
+    server
+        .post(&format!("{V3}/join/{room}"), Some(&bob), json!({}))
+        .await;
+    let next = sync(&server, &bob, "").await["next_batch"]
+        .as_str()
+        .expect("next")
+        .to_owned();
+
+    let status = format!("{V3}/presence/{alice_id}/status");
+    assert_eq!(
+        server
+            .put(
+                &status,
+                Some(&alice),
+                json!({"presence": "online", "status_msg": "working"})
+            )
+            .await
+            .0,
+        200
+    );
+    let update = sync(&server, &bob, &format!("since={next}")).await;
+    let event = update["presence"]["events"]
+        .as_array()
+        .expect("presence")
+        .iter()
+        .find(|e| e["sender"] == alice_id.as_str())
+        .cloned()
+        .expect("alice");
+    assert_eq!(event["content"]["presence"], "online");
+    assert_eq!(event["content"]["status_msg"], "working");
+    assert_eq!(event["content"]["currently_active"], true);
+
+    let (status_code, body) = server.get(&status, Some(&bob)).await;
+    assert_eq!(status_code, 200);
+    assert_eq!(body["presence"], "online");
+    assert_eq!(body["status_msg"], "working");
+    assert_error(
+        &server.get(&status, Some(&stranger)).await,
+        403,
+        "M_FORBIDDEN",
+    );
+    assert_error(
+        &server
+            .put(&status, Some(&bob), json!({"presence": "offline"}))
+            .await,
+        403,
+        "M_FORBIDDEN",
+    );
+    assert_error(
+        &server
+            .put(&status, Some(&alice), json!({"presence": "dancing"}))
+            .await,
+        400,
+        "M_BAD_JSON",
+    );
+    // Syncing with set_presence=offline does not mark the user online.
+    let stranger_sync = sync(&server, &stranger, "set_presence=offline").await;
+    assert!(
+        stranger_sync["presence"]["events"]
+            .as_array()
+            .is_none_or(|e| e.iter().all(|e| e["sender"] != stranger_id.as_str()))
+    );
+    let _ = bob_id;
+
+    let off = TestServer::start_with(|c| c.presence.enabled = false).await;
+    let (carol, carol_token, _) = off.register("carol", "pw-carol-1").await;
+    off.put(
+        &format!("{V3}/presence/{carol}/status"),
+        Some(&carol_token),
+        json!({"presence": "online"}),
+    )
+    .await;
+    let (_, body) = off
+        .get(&format!("{V3}/presence/{carol}/status"), Some(&carol_token))
+        .await;
+    assert_eq!(body["presence"], "offline", "presence switched off");
+}

@@ -8,6 +8,7 @@ pub mod devices;
 pub mod directory;
 pub mod filters;
 pub mod password;
+pub mod presence;
 pub mod rate_limit;
 pub mod receipts;
 pub mod registration_tokens;
@@ -44,6 +45,7 @@ pub struct Services {
     pub account_data: account_data::AccountData,
     pub filters: filters::Filters,
     pub typing: Arc<typing::Typing>,
+    pub presence: presence::Presence,
     pub receipts: receipts::Receipts,
     pub to_device: to_device::ToDevice,
     /// Set when the server is stopping, so long polls return at once instead of holding up
@@ -74,6 +76,7 @@ impl Services {
             account_data: account_data::AccountData::new(db.clone(), stream.clone()),
             filters: filters::Filters::new(db.clone())?,
             typing: Arc::default(),
+            presence: presence::Presence::new(config.presence.enabled),
             receipts: receipts::Receipts::new(db.clone(), stream.clone()),
             to_device: to_device::ToDevice::new(db.clone(), stream.clone()),
             shutting_down: tokio::sync::watch::Sender::new(false),

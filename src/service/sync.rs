@@ -42,6 +42,10 @@ pub struct SyncRequest {
     pub since: Option<u64>,
     /// The typing position of the `since` token (typing has its own, in-memory position).
     pub since_typing: u64,
+    /// The presence position of the `since` token (in memory too).
+    pub since_presence: u64,
+    /// `set_presence`: what this sync says about the user (online unless told otherwise).
+    pub set_presence: ruma::presence::PresenceState,
     pub full_state: bool,
     pub timeout: Duration,
     pub filter: FilterDefinition,
@@ -70,6 +74,9 @@ pub struct RoomUpdate {
 pub struct SyncResult {
     pub next_batch: u64,
     pub next_typing: u64,
+    pub next_presence: u64,
+    /// `m.presence` events of the user and people who share a room with them.
+    pub presence: Vec<Value>,
     pub joined: BTreeMap<OwnedRoomId, RoomUpdate>,
     pub left: BTreeMap<OwnedRoomId, RoomUpdate>,
     /// Stripped state per invited room.
@@ -87,6 +94,7 @@ impl SyncResult {
             && self.knocked.is_empty()
             && self.account_data.is_empty()
             && self.to_device.is_empty()
+            && self.presence.is_empty()
     }
 }
 
@@ -95,6 +103,11 @@ impl Services {
         // Subscribe first: a write landing between the read and the wait still wakes us.
         let mut published = self.stream.subscribe();
         let mut typing = self.typing.subscribe();
+        let mut presence = self.presence.subscribe();
+        match request.set_presence {
+            ruma::presence::PresenceState::Offline => {}
+            ref state => self.presence.set(user, state.clone(), None)?,
+        }
         let mut shutting_down = self.shutting_down.subscribe();
         let deadline = tokio::time::Instant::now() + request.timeout.min(MAX_TIMEOUT);
         loop {
@@ -107,7 +120,17 @@ impl Services {
             } else {
                 request.since_typing
             };
-            let result = self.sync_once(user, &request, since, upto, since_typing, typing_now)?;
+            let presence_now = *presence.borrow_and_update();
+            let since_presence = if request.since_presence > presence_now {
+                0
+            } else {
+                request.since_presence
+            };
+            let mut result =
+                self.sync_once(user, &request, since, upto, since_typing, typing_now)?;
+            result.next_presence = presence_now;
+            result.presence =
+                self.presence_updates(user, if since.is_none() { 0 } else { since_presence })?;
             if !result.is_empty() || since.is_none() || request.full_state {
                 return Ok(result);
             }
@@ -120,6 +143,7 @@ impl Services {
                     _ => return Ok(result),
                 },
                 _ = typing.changed() => continue,
+                _ = presence.changed() => continue,
                 _ = shutting_down.changed() => return Ok(result),
             }
         }
@@ -355,6 +379,24 @@ impl Services {
             count(MembershipState::Invite),
             heroes,
         ))
+    }
+
+    /// Presence changes after `since` of the user and of people who share a joined room.
+    fn presence_updates(&self, user: &UserId, since: u64) -> Result<Vec<Value>> {
+        let changed = self.presence.changed_since(since)?;
+        if changed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mine = self.rooms.joined_room_ids(user)?;
+        let mut events = Vec::new();
+        for (other, presence) in changed {
+            if other == user || !self.rooms.joined_room_ids(&other)?.is_disjoint(&mine) {
+                events.push(
+                    json!({"type": "m.presence", "sender": other, "content": presence.content()}),
+                );
+            }
+        }
+        Ok(events)
     }
 
     /// Whether the invite event came from someone `user` ignores.

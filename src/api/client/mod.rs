@@ -9,6 +9,7 @@ mod discovery;
 mod filter;
 mod membership;
 pub mod message;
+mod presence;
 mod push_rules;
 mod receipts;
 mod register;
@@ -37,6 +38,7 @@ pub fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = membership::routes(router);
     let router = message::routes(router);
     let router = state::routes(router);
+    let router = presence::routes(router);
     let router = push_rules::routes(router);
     let router = receipts::routes(router);
     let router = sync::routes(router);

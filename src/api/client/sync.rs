@@ -27,10 +27,11 @@ async fn sync(
     let identity = request.identity()?.clone();
     let user = identity.user_id.clone();
     let body = request.body;
-    let (since, since_typing) = match body.since.as_deref().map(parse_since).transpose()? {
-        Some((since, typing)) => (Some(since), typing),
-        None => (None, 0),
-    };
+    let (since, since_typing, since_presence) =
+        match body.since.as_deref().map(parse_since).transpose()? {
+            Some((since, typing, presence)) => (Some(since), typing, presence),
+            None => (None, 0, 0),
+        };
     let filter = match body.filter {
         None => Default::default(),
         Some(Filter::FilterDefinition(definition)) => definition,
@@ -47,6 +48,8 @@ async fn sync(
                 device: identity.device_id.clone(),
                 since,
                 since_typing,
+                since_presence,
+                set_presence: body.set_presence.clone(),
                 full_state: body.full_state,
                 timeout: body.timeout.unwrap_or(Duration::ZERO),
                 filter,
@@ -55,7 +58,11 @@ async fn sync(
         )
         .await?;
 
-    let mut response = v3::Response::new(format!("s{}_{}", result.next_batch, result.next_typing));
+    let mut response = v3::Response::new(format!(
+        "s{}_{}_{}",
+        result.next_batch, result.next_typing, result.next_presence
+    ));
+    response.presence.events = raw_list(&result.presence)?;
     for (room_id, update) in result.joined {
         let mut joined = JoinedRoom::new();
         joined.timeline = timeline(&services, &room_id, &user, &update)?;
@@ -105,19 +112,24 @@ async fn sync(
     Ok(response)
 }
 
-/// `s<stream>_<typing>` from an earlier sync (`s<stream>` and `t<stream>` pagination tokens
-/// are accepted too, with typing position 0).
-fn parse_since(token: &str) -> Result<(u64, u64)> {
+/// `s<stream>_<typing>_<presence>` from an earlier sync. Shorter forms (`s<stream>`,
+/// `s<stream>_<typing>`) and `t<stream>` pagination tokens are accepted, missing parts as 0.
+fn parse_since(token: &str) -> Result<(u64, u64, u64)> {
     let invalid = || Error::invalid_param(format!("Invalid since token `{token}`"));
     let rest = token
         .strip_prefix('s')
         .or_else(|| token.strip_prefix('t'))
         .ok_or_else(invalid)?;
-    let (stream, typing) = rest.split_once('_').unwrap_or((rest, "0"));
-    Ok((
-        stream.parse().map_err(|_| invalid())?,
-        typing.parse().map_err(|_| invalid())?,
-    ))
+    let mut parts = rest
+        .split('_')
+        .map(|part| part.parse::<u64>().map_err(|_| invalid()));
+    let stream = parts.next().ok_or_else(invalid)??;
+    let typing = parts.next().transpose()?.unwrap_or(0);
+    let presence = parts.next().transpose()?.unwrap_or(0);
+    if parts.next().is_some() {
+        return Err(invalid());
+    }
+    Ok((stream, typing, presence))
 }
 
 fn timeline(

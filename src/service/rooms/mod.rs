@@ -543,6 +543,27 @@ impl Rooms {
         Ok(rooms)
     }
 
+    /// The rooms a user is joined to.
+    pub fn joined_room_ids(
+        &self,
+        user_id: &UserId,
+    ) -> Result<std::collections::HashSet<OwnedRoomId>> {
+        Ok(self
+            .rooms_of(user_id)?
+            .into_iter()
+            .filter(|(_, record)| record.membership == MembershipState::Join)
+            .map(|(room_id, _)| room_id)
+            .collect())
+    }
+
+    /// Whether two users are joined to at least one common room (or are the same user).
+    pub fn share_a_room(&self, a: &UserId, b: &UserId) -> Result<bool> {
+        Ok(a == b
+            || !self
+                .joined_room_ids(a)?
+                .is_disjoint(&self.joined_room_ids(b)?))
+    }
+
     /// Every user with a membership in a room, with it.
     pub fn members_of(&self, room_id: &RoomId) -> Result<Vec<(OwnedUserId, MembershipRecord)>> {
         let prefix = Key::new().str(room_id.as_str());
