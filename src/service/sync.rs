@@ -104,9 +104,11 @@ impl Services {
         let mut published = self.stream.subscribe();
         let mut typing = self.typing.subscribe();
         let mut presence = self.presence.subscribe();
-        match request.set_presence {
-            ruma::presence::PresenceState::Offline => {}
-            ref state => self.presence.set(user, state.clone(), None)?,
+        // `set_presence=offline` (or anything unknown) leaves the user's presence alone.
+        if let state @ (ruma::presence::PresenceState::Online
+        | ruma::presence::PresenceState::Unavailable) = &request.set_presence
+        {
+            self.presence.set(user, state.clone(), None)?;
         }
         let mut shutting_down = self.shutting_down.subscribe();
         let deadline = tokio::time::Instant::now() + request.timeout.min(MAX_TIMEOUT);
