@@ -928,3 +928,68 @@ async fn presence_between_people_who_share_a_room() {
         .await;
     assert_eq!(body["presence"], "offline", "presence switched off");
 }
+
+#[tokio::test]
+async fn unread_counts_rise_and_reset_at_the_read_receipt() {
+    let server = TestServer::start().await;
+    let (_, alice, _) = server.register("alice", "pw-alice-1").await;
+    let (bob_id, bob, _) = server.register("bob", "pw-bob-123").await;
+    let (_, created) = server
+        .post(
+            &format!("{V3}/createRoom"),
+            Some(&alice),
+            json!({"preset": "public_chat"}),
+        )
+        .await;
+    let room = created["room_id"].as_str().expect("room").to_owned();
+    server
+        .post(&format!("{V3}/join/{room}"), Some(&bob), json!({}))
+        .await;
+
+    say(&server, &alice, &room, "u1", "hello").await;
+    say(&server, &alice, &room, "u2", "anyone?").await;
+    let mention =
+        json!({"msgtype": "m.text", "body": "bob: look", "m.mentions": {"user_ids": [bob_id]}});
+    let (_, sent) = server
+        .put(
+            &format!("{V3}/rooms/{room}/send/m.room.message/u3"),
+            Some(&alice),
+            mention,
+        )
+        .await;
+    let last = sent["event_id"].as_str().expect("id").to_owned();
+
+    let counts = |sync: &Value| {
+        let unread = &sync["rooms"]["join"][&room]["unread_notifications"];
+        (
+            unread["notification_count"].as_u64().unwrap_or(0),
+            unread["highlight_count"].as_u64().unwrap_or(0),
+        )
+    };
+    let initial = sync(&server, &bob, "").await;
+    // Two-person rooms notify for every message (the spec's one-to-one default rule); the mention highlights.
+    assert_eq!(
+        counts(&initial),
+        (3, 1),
+        "{}",
+        initial["rooms"]["join"][&room]["unread_notifications"]
+    );
+    // Alice's own messages do not count for her.
+    let alice_view = sync(&server, &alice, "").await;
+    assert_eq!(counts(&alice_view), (0, 0));
+
+    let next = initial["next_batch"].as_str().expect("next").to_owned();
+    assert_eq!(
+        server
+            .post(
+                &format!("{V3}/rooms/{room}/receipt/m.read/{last}"),
+                Some(&bob),
+                json!({})
+            )
+            .await
+            .0,
+        200
+    );
+    let after_read = sync(&server, &bob, &format!("since={next}")).await;
+    assert_eq!(counts(&after_read), (0, 0));
+}

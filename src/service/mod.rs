@@ -7,6 +7,7 @@ pub mod counters;
 pub mod devices;
 pub mod directory;
 pub mod filters;
+pub mod notifications;
 pub mod password;
 pub mod presence;
 pub mod rate_limit;

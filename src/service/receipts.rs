@@ -62,6 +62,20 @@ impl Receipts {
         Ok(())
     }
 
+    /// The event a user's own unthreaded (or main-timeline) receipt of `kind` points at.
+    pub fn own(&self, room: &RoomId, user: &UserId, kind: &str) -> Result<Option<OwnedEventId>> {
+        let table = self.db.table(Cf::Receipts);
+        let mut latest: Option<Stored> = None;
+        for thread in ["", "main"] {
+            if let Some(stored) = table.get_json::<Stored>(key(room, user, kind, thread))?
+                && latest.as_ref().is_none_or(|l| stored.position > l.position)
+            {
+                latest = Some(stored);
+            }
+        }
+        Ok(latest.map(|stored| stored.event_id))
+    }
+
     /// The `m.receipt` content for receipts in `room` changed in `(since, upto]` that `viewer`
     /// may see, or `None` if there are none.
     pub fn changes(

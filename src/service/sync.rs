@@ -66,6 +66,8 @@ pub struct RoomUpdate {
     pub typing: Option<Vec<OwnedUserId>>,
     /// `m.receipt` content for receipts that changed.
     pub receipts: Option<Value>,
+    /// (notification_count, highlight_count) past the user's read receipt.
+    pub unread: (u64, u64),
     /// (joined, invited, heroes) when membership may have changed.
     pub summary: Option<(u64, u64, Vec<OwnedUserId>)>,
 }
@@ -232,6 +234,7 @@ impl Services {
                     {
                         continue;
                     }
+                    update.unread = self.unread_counts(user, &room_id)?;
                     update.account_data = account_data;
                     let membership_changed = fresh
                         || update

@@ -86,6 +86,8 @@ column_families! {
     Receipts => "receipts",
     /// user ‖ device ‖ stream position → a to-device message waiting for that device.
     ToDevice => "to_device",
+    /// user ‖ room ‖ stream position → 1 if the event highlights, 0 if it only notifies.
+    PushActions => "push_actions",
 }
 
 #[derive(Debug, thiserror::Error)]

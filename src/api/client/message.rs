@@ -71,8 +71,7 @@ async fn send_once(
     // `append` checks the transaction id again under the room's lock, so two racing retries
     // still make one event.
     services
-        .rooms
-        .append(room_id, sender, new, Some(transaction))
+        .append_event(room_id, sender, new, Some(transaction))
         .await
 }
 

@@ -72,8 +72,7 @@ async fn send(
         services.check_canonical_alias(&body.room_id, &content)?;
     }
     let event_id = services
-        .rooms
-        .append(
+        .append_event(
             &body.room_id,
             user,
             NewEvent::state(body.event_type.clone(), body.state_key.clone(), content),

@@ -68,6 +68,8 @@ async fn sync(
         joined.timeline = timeline(&services, &room_id, &user, &update)?;
         joined.state = state(&services, &room_id, &user, &update, body.use_state_after)?;
         joined.account_data.events = account_data(&update.account_data)?;
+        joined.unread_notifications.notification_count = UInt::new(update.unread.0);
+        joined.unread_notifications.highlight_count = UInt::new(update.unread.1);
         let mut ephemeral = Vec::new();
         if let Some(typing) = &update.typing {
             ephemeral.push(json!({"type": "m.typing", "content": {"user_ids": typing}}));

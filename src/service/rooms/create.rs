@@ -159,7 +159,7 @@ impl Services {
         let (room_id, _) = self
             .rooms
             .create(creator, version.clone(), Value::Object(creation))?;
-        let send = |new: NewEvent| self.rooms.append(&room_id, creator, new, None);
+        let send = |new: NewEvent| self.append_event(&room_id, creator, new, None);
 
         send(NewEvent::state(
             StateEventType::RoomMember,

@@ -26,7 +26,7 @@ impl Services {
             content["reason"] = json!(reason);
         }
         let event = NewEvent::state(StateEventType::RoomMember, target.as_str(), content);
-        self.rooms.append(room_id, sender, event, None).await?;
+        self.append_event(room_id, sender, event, None).await?;
         Ok(())
     }
 

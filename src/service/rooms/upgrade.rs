@@ -65,7 +65,7 @@ impl Services {
             creation["type"] = kind.clone();
         }
         let (new_room_id, _) = self.rooms.create(user, new_version.clone(), creation)?;
-        let send_new = |new: NewEvent| self.rooms.append(&new_room_id, user, new, None);
+        let send_new = |new: NewEvent| self.append_event(&new_room_id, user, new, None);
         send_new(NewEvent::state(
             StateEventType::RoomMember,
             user.as_str(),
@@ -146,7 +146,7 @@ impl Services {
                 .put(new_room_id.as_str(), [])?;
         }
 
-        let send_old = |new: NewEvent| self.rooms.append(old_room_id, user, new, None);
+        let send_old = |new: NewEvent| self.append_event(old_room_id, user, new, None);
         send_old(NewEvent::state(
             StateEventType::RoomTombstone,
             "",
