@@ -48,12 +48,30 @@ impl Services {
             .and_then(|s| s.as_str())
             .unwrap_or_default()
             .to_owned();
-        let members: Vec<_> = self
-            .rooms
-            .members_of(room_id)?
+        // With the default rules (the only ones until rules can be edited), member events notify
+        // nobody but an invitee (`.m.rule.invite_for_me`; `.m.rule.member_event` silences the
+        // rest), so a join costs one lookup, not one evaluation per member.
+        let invitee = if pdu.kind_is("m.room.member") {
+            if pdu.content().get("membership").and_then(Value::as_str) != Some("invite") {
+                return Ok(());
+            }
+            pdu.json
+                .get("state_key")
+                .and_then(|k| k.as_str())
+                .map(str::to_owned)
+        } else {
+            None
+        };
+        let all_members = self.rooms.members_of(room_id)?;
+        let joined = all_members
+            .iter()
+            .filter(|(_, r)| r.membership == MembershipState::Join)
+            .count();
+        let members: Vec<_> = all_members
             .into_iter()
-            .filter(|(user, record)| {
-                record.membership == MembershipState::Join && user.as_str() != sender
+            .filter(|(user, record)| match &invitee {
+                Some(invitee) => user.as_str() == invitee,
+                None => record.membership == MembershipState::Join && user.as_str() != sender,
             })
             .collect();
         if members.is_empty() {
@@ -64,23 +82,11 @@ impl Services {
                 .map_err(Error::internal)?,
         );
         let power: PushConditionPowerLevelsCtx = self.rooms.power_levels(&room)?.into();
-        let member_count = UInt::new(members.len() as u64 + 1).unwrap_or_default();
+        let member_count = UInt::new(joined as u64).unwrap_or_default();
         let mut batch = self.db.batch();
-        for (user, _) in members {
-            let display_name = self
-                .rooms
-                .state_event_at(
-                    room.snapshot,
-                    &ruma::events::StateEventType::RoomMember,
-                    user.as_str(),
-                )?
-                .and_then(|member| {
-                    member
-                        .content()
-                        .get("displayname")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                })
+        for (user, record) in members {
+            let display_name = record
+                .displayname
                 .unwrap_or_else(|| user.localpart().to_owned());
             let mut context = PushConditionRoomCtx::new(
                 room_id.to_owned(),

@@ -90,6 +90,9 @@ pub struct MembershipRecord {
     pub membership: MembershipState,
     pub position: u64,
     pub event_id: OwnedEventId,
+    /// The display name in the member event (push rules match on it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub displayname: Option<String>,
 }
 
 pub struct Rooms {
@@ -384,6 +387,11 @@ impl Rooms {
                 membership: membership.clone(),
                 position,
                 event_id: pdu.event_id.clone(),
+                displayname: stored
+                    .content()
+                    .get("displayname")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
             };
             batch.put_json(
                 Cf::UserRooms,
