@@ -26,6 +26,27 @@ fn timeline_bodies(sync: &Value, room: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A `/sync?since=…&timeout=20000` running in the background; its task yields the response body.
+fn spawn_long_poll(
+    server: &TestServer,
+    token: &str,
+    since: &str,
+) -> tokio::task::JoinHandle<Value> {
+    let http = server.http.clone();
+    let url = format!("{}{V3}/sync?since={since}&timeout=20000", server.base);
+    let token = token.to_owned();
+    tokio::spawn(async move {
+        http.get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("sent")
+            .json::<Value>()
+            .await
+            .expect("json")
+    })
+}
+
 async fn say(server: &TestServer, token: &str, room: &str, txn: &str, body: &str) {
     let (status, _) = server
         .put(
@@ -224,21 +245,7 @@ async fn long_poll_wakes_when_a_message_arrives_and_times_out_empty() {
     assert_eq!(empty["next_batch"], next.as_str());
 
     // Wakes as soon as Alice speaks.
-    let poll = {
-        let http = server.http.clone();
-        let url = format!("{}{V3}/sync?since={next}&timeout=20000", server.base);
-        let bob = bob.clone();
-        tokio::spawn(async move {
-            http.get(url)
-                .bearer_auth(bob)
-                .send()
-                .await
-                .expect("sent")
-                .json::<Value>()
-                .await
-                .expect("json")
-        })
-    };
+    let poll = spawn_long_poll(&server, &bob, &next);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let sent_at = Instant::now();
     say(&server, &alice, &room, "wake", "wake up").await;
@@ -440,21 +447,7 @@ async fn typing_notifications() {
         .to_owned();
 
     // A long poll wakes when Alice starts typing.
-    let poll = {
-        let http = server.http.clone();
-        let url = format!("{}{V3}/sync?since={next}&timeout=20000", server.base);
-        let bob = bob.clone();
-        tokio::spawn(async move {
-            http.get(url)
-                .bearer_auth(bob)
-                .send()
-                .await
-                .expect("sent")
-                .json::<Value>()
-                .await
-                .expect("json")
-        })
-    };
+    let poll = spawn_long_poll(&server, &bob, &next);
     tokio::time::sleep(Duration::from_millis(150)).await;
     let path = format!("{V3}/rooms/{room}/typing/{alice_id}");
     assert_eq!(
