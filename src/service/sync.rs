@@ -171,6 +171,8 @@ impl Services {
             })
             .clamp(1, MAX_TIMELINE_LIMIT);
         let since_position = since.unwrap_or(0);
+        // Read once per sync: events and invites from these users are left out.
+        let ignored = self.account_data.ignored_users(user)?;
         let mut result = SyncResult {
             next_batch: upto,
             next_typing: typing_now,
@@ -212,8 +214,8 @@ impl Services {
                     let fresh = changed || request.full_state;
                     let lower = if changed { 0 } else { since_position };
                     let account_data = room_account_data.remove(&room_id).unwrap_or_default();
-                    let mut update =
-                        self.room_update(user, &room, request, lower, upto, limit, fresh)?;
+                    let mut update = self
+                        .room_update(user, &ignored, &room, request, lower, upto, limit, fresh)?;
                     // Who is typing: all current typers for a fresh room, changes otherwise.
                     update.typing = self
                         .typing
@@ -248,7 +250,7 @@ impl Services {
                     result.joined.insert(room_id, update);
                 }
                 MembershipState::Invite
-                    if changed && !self.invited_by_ignored(user, &record.event_id)? =>
+                    if changed && !self.invited_by_ignored(&ignored, &record.event_id)? =>
                 {
                     result.invited.insert(
                         room_id.clone(),
@@ -268,6 +270,7 @@ impl Services {
                     let until = record.position;
                     let update = self.room_update(
                         user,
+                        &ignored,
                         &room,
                         request,
                         since_position,
@@ -288,6 +291,7 @@ impl Services {
     fn room_update(
         &self,
         user: &UserId,
+        ignored: &std::collections::HashSet<String>,
         room: &RoomRecord,
         request: &SyncRequest,
         lower: u64,
@@ -297,7 +301,6 @@ impl Services {
     ) -> Result<RoomUpdate> {
         let filter = &request.filter.room.timeline;
         let current = self.rooms.current_membership(&room.room_id, user)?;
-        let ignored = self.account_data.ignored_users(user)?;
         let mut timeline = Vec::new();
         let mut limited = false;
         let mut cursor = Some(upper);
@@ -405,8 +408,11 @@ impl Services {
     }
 
     /// Whether the invite event came from someone `user` ignores.
-    fn invited_by_ignored(&self, user: &UserId, invite: &ruma::EventId) -> Result<bool> {
-        let ignored = self.account_data.ignored_users(user)?;
+    fn invited_by_ignored(
+        &self,
+        ignored: &std::collections::HashSet<String>,
+        invite: &ruma::EventId,
+    ) -> Result<bool> {
         if ignored.is_empty() {
             return Ok(false);
         }
