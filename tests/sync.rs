@@ -986,3 +986,278 @@ async fn unread_counts_rise_and_reset_at_the_read_receipt() {
     let after_read = sync(&server, &bob, &format!("since={next}")).await;
     assert_eq!(counts(&after_read), (0, 0));
 }
+
+/// A long poll started before `act` must return with what `act` did, well before its timeout.
+async fn woken_by<F: std::future::Future<Output = ()>>(
+    server: &TestServer,
+    token: &str,
+    since: &str,
+    act: F,
+) -> Value {
+    let poll = spawn_long_poll(server, token, since);
+    // Let the poll reach its wait before acting.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    act.await;
+    let started = Instant::now();
+    let body = poll.await.expect("poll");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the poll ran to its timeout instead of waking: {body}"
+    );
+    body
+}
+
+#[tokio::test]
+async fn long_polls_wake_for_everything_that_concerns_their_user() {
+    let server = TestServer::start().await;
+    let (_, alice, _) = server.register("alice", "pw-alice-1").await;
+    let (bob_id, bob, bob_device) = server.register("bob", "pw-bob-123").await;
+    let (_, created) = server
+        .post(&format!("{V3}/createRoom"), Some(&alice), json!({}))
+        .await;
+    let room = created["room_id"].as_str().expect("room").to_owned();
+    let since = sync(&server, &bob, "").await["next_batch"]
+        .as_str()
+        .expect("next")
+        .to_owned();
+    let next = |body: &Value| body["next_batch"].as_str().expect("next").to_owned();
+
+    // An invite reaches someone who is not a member.
+    let invite = woken_by(&server, &bob, &since, async {
+        let path = format!("{V3}/rooms/{room}/invite");
+        let status = server
+            .post(&path, Some(&alice), json!({"user_id": bob_id}))
+            .await
+            .0;
+        assert_eq!(status, 200);
+    })
+    .await;
+    assert!(invite["rooms"]["invite"][&room].is_object(), "{invite}");
+    let after_invite = next(&invite);
+    server
+        .post(&format!("{V3}/join/{room}"), Some(&bob), json!({}))
+        .await;
+    let joined = sync(&server, &bob, &format!("since={after_invite}")).await;
+    let after_join = next(&joined);
+
+    // Typing, a receipt and account data in the room, and a to-device message.
+    let typing = woken_by(&server, &bob, &after_join, async {
+        let path = format!("{V3}/rooms/{room}/typing/@alice:test.local");
+        let body = json!({"typing": true, "timeout": 30000});
+        assert_eq!(server.put(&path, Some(&alice), body).await.0, 200);
+    })
+    .await;
+    assert!(
+        typing_users(&typing, &room).is_some_and(|users| !users.is_empty()),
+        "{typing}"
+    );
+    let after_typing = next(&typing);
+    let (_, sent) = server
+        .put(
+            &format!("{V3}/rooms/{room}/send/m.room.message/w1"),
+            Some(&bob),
+            json!({"msgtype": "m.text", "body": "hi"}),
+        )
+        .await;
+    let event = sent["event_id"].as_str().expect("id").to_owned();
+    let own = sync(&server, &bob, &format!("since={after_typing}")).await;
+    let after_send = next(&own);
+    let receipt = woken_by(&server, &bob, &after_send, async {
+        let path = format!("{V3}/rooms/{room}/receipt/m.read/{event}");
+        assert_eq!(server.post(&path, Some(&alice), json!({})).await.0, 200);
+    })
+    .await;
+    let ephemeral = receipt["rooms"]["join"][&room]["ephemeral"]["events"].to_string();
+    assert!(ephemeral.contains("m.receipt"), "{receipt}");
+    let after_receipt = next(&receipt);
+    let to_device = woken_by(&server, &bob, &after_receipt, async {
+        let messages = json!({"messages": {bob_id.clone(): {bob_device.clone(): {"n": 1}}}});
+        let path = format!("{V3}/sendToDevice/m.test/w2");
+        assert_eq!(server.put(&path, Some(&alice), messages).await.0, 200);
+    })
+    .await;
+    assert_eq!(to_device["to_device"]["events"][0]["content"]["n"], 1);
+    let after_to_device = next(&to_device);
+    let data = woken_by(&server, &bob, &after_to_device, async {
+        let path = format!("{V3}/user/{bob_id}/account_data/m.test");
+        assert_eq!(server.put(&path, Some(&bob), json!({"x": 1})).await.0, 200);
+    })
+    .await;
+    assert_eq!(data["account_data"]["events"][0]["type"], "m.test");
+    let after_data = next(&data);
+
+    // A kick reaches the member who is no longer joined.
+    let kick = woken_by(&server, &bob, &after_data, async {
+        let path = format!("{V3}/rooms/{room}/kick");
+        let status = server
+            .post(&path, Some(&alice), json!({"user_id": bob_id}))
+            .await
+            .0;
+        assert_eq!(status, 200);
+    })
+    .await;
+    assert!(kick["rooms"]["leave"][&room].is_object(), "{kick}");
+    let after_kick = next(&kick);
+
+    // Activity in a room bob left does not end his poll: it times out with the same token.
+    say(&server, &alice, &room, "w3", "bob is gone").await;
+    let quiet = sync(&server, &bob, &format!("since={after_kick}&timeout=300")).await;
+    assert_eq!(quiet["next_batch"], after_kick.as_str(), "{quiet}");
+    assert!(
+        quiet["rooms"]["join"]
+            .as_object()
+            .is_none_or(|j| j.is_empty())
+    );
+}
+
+#[tokio::test]
+async fn thread_notifications_are_counted_per_thread_when_asked() {
+    let server = TestServer::start().await;
+    let (_, alice, _) = server.register("alice", "pw-alice-1").await;
+    let (_, bob, _) = server.register("bob", "pw-bob-123").await;
+    let (_, created) = server
+        .post(
+            &format!("{V3}/createRoom"),
+            Some(&alice),
+            json!({"preset": "public_chat"}),
+        )
+        .await;
+    let room = created["room_id"].as_str().expect("room").to_owned();
+    server
+        .post(&format!("{V3}/join/{room}"), Some(&bob), json!({}))
+        .await;
+    let (_, root) = server
+        .put(
+            &format!("{V3}/rooms/{room}/send/m.room.message/r1"),
+            Some(&alice),
+            json!({"msgtype": "m.text", "body": "root"}),
+        )
+        .await;
+    let root = root["event_id"].as_str().expect("root").to_owned();
+    let mut last_in_thread = String::new();
+    for txn in ["r2", "r3"] {
+        let (_, reply) = server
+            .put(
+                &format!("{V3}/rooms/{room}/send/m.room.message/{txn}"),
+                Some(&alice),
+                json!({"msgtype": "m.text", "body": "in thread",
+                       "m.relates_to": {"rel_type": "m.thread", "event_id": root}}),
+            )
+            .await;
+        last_in_thread = reply["event_id"].as_str().expect("id").to_owned();
+    }
+    let filter = urlencode(r#"{"room":{"timeline":{"unread_thread_notifications":true}}}"#);
+    let threaded = sync(&server, &bob, &format!("filter={filter}")).await;
+    let joined = &threaded["rooms"]["join"][&room];
+    assert_eq!(joined["unread_notifications"]["notification_count"], 1);
+    assert_eq!(
+        joined["unread_thread_notifications"][&root]["notification_count"], 2,
+        "{joined}"
+    );
+    // Without the flag the thread's events count in the room's total.
+    let plain = sync(&server, &bob, "").await;
+    assert_eq!(
+        plain["rooms"]["join"][&room]["unread_notifications"]["notification_count"],
+        3
+    );
+    // A receipt in the thread clears the thread, not the main timeline.
+    let path = format!("{V3}/rooms/{room}/receipt/m.read/{last_in_thread}");
+    let status = server
+        .post(&path, Some(&bob), json!({"thread_id": root}))
+        .await
+        .0;
+    assert_eq!(status, 200);
+    let threaded = sync(&server, &bob, &format!("filter={filter}")).await;
+    let joined = &threaded["rooms"]["join"][&room];
+    assert_eq!(joined["unread_notifications"]["notification_count"], 1);
+    assert!(
+        joined["unread_thread_notifications"]
+            .as_object()
+            .is_none_or(|threads| !threads.contains_key(&root)),
+        "{joined}"
+    );
+}
+
+#[tokio::test]
+async fn lazy_loading_event_fields_and_section_filters() {
+    let server = TestServer::start().await;
+    let (alice_id, alice, _) = server.register("alice", "pw-alice-1").await;
+    let (bob_id, bob, _) = server.register("bob", "pw-bob-123").await;
+    let (carol_id, carol, _) = server.register("carol", "pw-carol-1").await;
+    let (_, created) = server
+        .post(
+            &format!("{V3}/createRoom"),
+            Some(&alice),
+            json!({"preset": "public_chat"}),
+        )
+        .await;
+    let room = created["room_id"].as_str().expect("room").to_owned();
+    for token in [&bob, &carol] {
+        server
+            .post(&format!("{V3}/join/{room}"), Some(token), json!({}))
+            .await;
+    }
+    say(&server, &carol, &room, "l1", "from carol").await;
+    let path = format!("{V3}/user/{alice_id}/account_data/m.hidden");
+    server.put(&path, Some(&alice), json!({"x": 1})).await;
+    let path = format!("{V3}/user/{alice_id}/account_data/m.shown");
+    server.put(&path, Some(&alice), json!({"x": 2})).await;
+
+    let members_in_state = |sync: &Value| {
+        let mut members: Vec<String> = sync["rooms"]["join"][&room]["state"]["events"]
+            .as_array()
+            .expect("state")
+            .iter()
+            .filter(|e| e["type"] == "m.room.member")
+            .filter_map(|e| e["state_key"].as_str().map(str::to_owned))
+            .collect();
+        members.sort();
+        members
+    };
+    let filter = urlencode(
+        r#"{"room":{"timeline":{"limit":1},"state":{"lazy_load_members":true}},
+            "account_data":{"not_types":["m.hidden"]}}"#,
+    );
+    let lazy = sync(&server, &alice, &format!("filter={filter}")).await;
+    assert_eq!(
+        members_in_state(&lazy),
+        [alice_id.clone(), carol_id.clone()],
+        "the sender and the user, not bob"
+    );
+    let data_types: Vec<&str> = lazy["account_data"]["events"]
+        .as_array()
+        .expect("account data")
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    assert!(data_types.contains(&"m.shown") && !data_types.contains(&"m.hidden"));
+    let filter = urlencode(r#"{"room":{"timeline":{"limit":1}}}"#);
+    let full = sync(&server, &alice, &format!("filter={filter}")).await;
+    assert!(members_in_state(&full).contains(&bob_id));
+
+    // /messages with lazy loading returns the senders' member events in `state`.
+    let filter = urlencode(r#"{"lazy_load_members":true}"#);
+    let (status, page) = server
+        .get(
+            &format!("{V3}/rooms/{room}/messages?dir=b&limit=1&filter={filter}"),
+            Some(&alice),
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["state"][0]["state_key"], carol_id.as_str(), "{page}");
+
+    // event_fields and the federation format.
+    let filter =
+        urlencode(r#"{"event_fields":["type","content.body"],"room":{"timeline":{"limit":1}}}"#);
+    let trimmed = sync(&server, &alice, &format!("filter={filter}")).await;
+    let event = &trimmed["rooms"]["join"][&room]["timeline"]["events"][0];
+    assert_eq!(
+        event,
+        &json!({"type": "m.room.message", "content": {"body": "from carol"}})
+    );
+    let filter = urlencode(r#"{"event_format":"federation","room":{"timeline":{"limit":1}}}"#);
+    let federation = sync(&server, &alice, &format!("filter={filter}")).await;
+    let event = &federation["rooms"]["join"][&room]["timeline"]["events"][0];
+    assert!(event["hashes"]["sha256"].is_string(), "{event}");
+    assert!(event["signatures"].is_object() && event["depth"].is_u64());
+}

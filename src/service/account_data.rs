@@ -66,7 +66,8 @@ impl AccountData {
         kind: &str,
         content: Value,
     ) -> Result<()> {
-        let ticket = self.stream.begin()?;
+        let mut ticket = self.stream.begin()?;
+        ticket.concerns([user]);
         let stored = Stored {
             position: ticket.position,
             content,

@@ -8,6 +8,7 @@ pub mod devices;
 pub mod directory;
 pub mod filters;
 pub mod notifications;
+pub mod notifier;
 pub mod password;
 pub mod presence;
 pub mod rate_limit;
@@ -45,7 +46,7 @@ pub struct Services {
     pub rooms: rooms::Rooms,
     pub account_data: account_data::AccountData,
     pub filters: filters::Filters,
-    pub typing: Arc<typing::Typing>,
+    pub typing: typing::Typing,
     pub presence: presence::Presence,
     pub receipts: receipts::Receipts,
     pub to_device: to_device::ToDevice,
@@ -76,7 +77,7 @@ impl Services {
             rooms: rooms::Rooms::new(db.clone(), server_name.clone(), stream.clone())?,
             account_data: account_data::AccountData::new(db.clone(), stream.clone()),
             filters: filters::Filters::new(db.clone())?,
-            typing: Arc::default(),
+            typing: typing::Typing::default(),
             presence: presence::Presence::new(config.presence.enabled),
             receipts: receipts::Receipts::new(db.clone(), stream.clone()),
             to_device: to_device::ToDevice::new(db.clone(), stream.clone()),

@@ -6,14 +6,14 @@ use ruma::events::AnySyncTimelineEvent;
 use ruma::events::room::member::MembershipState;
 use ruma::push::{PushConditionPowerLevelsCtx, PushConditionRoomCtx, Ruleset};
 use ruma::serde::Raw;
-use ruma::{EventId, RoomId, UInt, UserId};
+use ruma::{RoomId, UInt, UserId};
 use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::error::{Error, Result};
 use crate::service::Services;
-use crate::service::receipts::{READ, READ_PRIVATE};
-use crate::service::rooms::NewEvent;
 use crate::service::rooms::pdu::StoredPdu;
+use crate::service::rooms::{MembershipRecord, NewEvent, RoomRecord};
 use crate::storage::{Cf, Key, KeyReader};
 
 fn key(user: &UserId, room: &RoomId) -> Key {
@@ -21,7 +21,8 @@ fn key(user: &UserId, room: &RoomId) -> Key {
 }
 
 impl Services {
-    /// Appends an event (see `Rooms::append`) and records who it notifies.
+    /// Appends an event (see `Rooms::append`), records who it notifies, and publishes it to the
+    /// syncs of the users it concerns.
     pub async fn append_event(
         &self,
         room_id: &RoomId,
@@ -29,19 +30,41 @@ impl Services {
         new: NewEvent,
         transaction: Option<crate::service::rooms::pdu::Transaction>,
     ) -> Result<ruma::OwnedEventId> {
-        let event_id = self.rooms.append(room_id, sender, new, transaction).await?;
-        if let Err(err) = self.record_push_actions(room_id, &event_id).await {
-            // Counting is best-effort: the event itself is stored and acknowledged.
-            tracing::warn!(%err, room = %room_id, event = %event_id, "could not evaluate push rules");
+        let appended = self.rooms.append(room_id, sender, new, transaction).await?;
+        let Some((room, pdu, mut ticket)) = appended.new else {
+            return Ok(appended.event_id);
+        };
+        let members = self.rooms.members_of(room_id)?;
+        // Every joined member sees the event; a member event's target does too (an invite, a
+        // kick or a ban reaches someone who is not, or no longer, joined).
+        let target = pdu
+            .kind_is("m.room.member")
+            .then(|| pdu.json.get("state_key").and_then(|k| k.as_str()))
+            .flatten()
+            .and_then(|k| UserId::parse(k).ok());
+        ticket.concerns(
+            members
+                .iter()
+                .filter(|(_, record)| record.membership == MembershipState::Join)
+                .map(|(user, _)| &**user)
+                .chain(target.as_deref()),
+        );
+        // Counts are written before the position is published, so a sync that sees the event
+        // counts it too. Counting is best-effort: the event itself is stored and acknowledged.
+        if let Err(err) = self.record_push_actions(&room, &pdu, members).await {
+            tracing::warn!(%err, room = %room_id, event = %appended.event_id, "could not evaluate push rules");
         }
-        Ok(event_id)
+        drop(ticket);
+        Ok(appended.event_id)
     }
 
-    async fn record_push_actions(&self, room_id: &RoomId, event_id: &EventId) -> Result<()> {
-        let room = self.rooms.existing_room(room_id)?;
-        let Some(pdu) = self.rooms.pdu(event_id)? else {
-            return Ok(());
-        };
+    async fn record_push_actions(
+        &self,
+        room: &RoomRecord,
+        pdu: &StoredPdu,
+        all_members: Vec<(ruma::OwnedUserId, MembershipRecord)>,
+    ) -> Result<()> {
+        let room_id = &room.room_id;
         let sender = pdu
             .json
             .get("sender")
@@ -62,7 +85,6 @@ impl Services {
         } else {
             None
         };
-        let all_members = self.rooms.members_of(room_id)?;
         let joined = all_members
             .iter()
             .filter(|(_, r)| r.membership == MembershipState::Join)
@@ -81,8 +103,9 @@ impl Services {
             serde_json::value::to_raw_value(&pdu.client_event(room_id, None, None))
                 .map_err(Error::internal)?,
         );
-        let power: PushConditionPowerLevelsCtx = self.rooms.power_levels(&room)?.into();
+        let power: PushConditionPowerLevelsCtx = self.rooms.power_levels(room)?.into();
         let member_count = UInt::new(joined as u64).unwrap_or_default();
+        let thread = thread_of(pdu);
         let mut batch = self.db.batch();
         for (user, record) in members {
             let display_name = record
@@ -99,10 +122,13 @@ impl Services {
             let actions = rules.get_actions(&event, &context).await;
             if actions.iter().any(|action| action.should_notify()) {
                 let highlight = actions.iter().any(|action| action.is_highlight());
+                // `[highlight]` then the thread root, if the event is in a thread.
+                let mut value = vec![u8::from(highlight)];
+                value.extend_from_slice(thread.as_deref().unwrap_or_default().as_bytes());
                 batch.put(
                     Cf::PushActions,
                     key(&user, room_id).u64(pdu.position),
-                    [u8::from(highlight)],
+                    value,
                 );
             }
         }
@@ -110,37 +136,76 @@ impl Services {
         Ok(())
     }
 
-    /// `(notification_count, highlight_count)`: notifying events after the user's read receipt.
-    pub fn unread_counts(&self, user: &UserId, room_id: &RoomId) -> Result<(u64, u64)> {
-        let read_up_to = [READ, READ_PRIVATE]
-            .into_iter()
-            .filter_map(|kind| self.receipts.own(room_id, user, kind).ok().flatten())
-            .filter_map(|event_id| {
-                self.rooms
-                    .pdu(&event_id)
-                    .ok()
-                    .flatten()
-                    .map(|pdu: StoredPdu| pdu.position)
-            })
-            .max()
-            .unwrap_or(0);
+    /// Notifying events past the user's read receipts. An event counts until a receipt covers
+    /// it: an unthreaded receipt covers everything before it, a threaded one its thread (`main`
+    /// being the timeline outside threads). With `per_thread`, events in threads are counted per
+    /// thread root instead of in the room's total.
+    pub fn unread_counts(
+        &self,
+        user: &UserId,
+        room_id: &RoomId,
+        per_thread: bool,
+    ) -> Result<Unread> {
+        let mut unthreaded = 0;
+        let mut read: HashMap<String, u64> = HashMap::new();
+        for (thread, event_id) in self.receipts.own(room_id, user)? {
+            let Some(position) = self.rooms.pdu(&event_id)?.map(|pdu| pdu.position) else {
+                continue;
+            };
+            if thread.is_empty() {
+                unthreaded = unthreaded.max(position);
+            } else {
+                let entry = read.entry(thread).or_default();
+                *entry = (*entry).max(position);
+            }
+        }
         let prefix = key(user, room_id);
         let table = self.db.table(Cf::PushActions);
-        let (mut notifications, mut highlights) = (0, 0);
+        let mut unread = Unread::default();
         for (key, value) in table.scan_from(
             prefix.as_ref(),
-            prefix.clone().u64(read_up_to + 1).as_ref(),
+            prefix.clone().u64(unthreaded + 1).as_ref(),
             true,
             usize::MAX,
         )? {
             let position = KeyReader::new(&key[prefix.as_ref().len()..])
                 .u64()
                 .unwrap_or(0);
-            if position > read_up_to {
-                notifications += 1;
-                highlights += u64::from(value.first() == Some(&1));
+            let Some((&highlight, thread)) = value.split_first() else {
+                continue;
+            };
+            let thread = std::str::from_utf8(thread).unwrap_or_default();
+            let read_up_to = read
+                .get(if thread.is_empty() { "main" } else { thread })
+                .copied()
+                .unwrap_or(0)
+                .max(unthreaded);
+            if position <= read_up_to {
+                continue;
             }
+            let counts = if per_thread && !thread.is_empty() {
+                unread.threads.entry(thread.to_owned()).or_default()
+            } else {
+                &mut unread.room
+            };
+            counts.0 += 1;
+            counts.1 += u64::from(highlight == 1);
         }
-        Ok((notifications, highlights))
+        Ok(unread)
     }
+}
+
+/// Unread `(notification_count, highlight_count)` of a room, and per thread when asked for.
+#[derive(Debug, Default)]
+pub struct Unread {
+    pub room: (u64, u64),
+    pub threads: BTreeMap<String, (u64, u64)>,
+}
+
+/// The thread root an event belongs to (`m.relates_to` with `rel_type: m.thread`).
+fn thread_of(pdu: &StoredPdu) -> Option<String> {
+    let relation = pdu.content().get("m.relates_to")?.clone();
+    (relation.get("rel_type")?.as_str()? == "m.thread")
+        .then(|| relation.get("event_id")?.as_str().map(str::to_owned))
+        .flatten()
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
+use crate::service::Services;
 use crate::service::users::now_ms;
 
 /// An `online` user who did nothing for this long shows as `unavailable`.
@@ -78,15 +79,16 @@ impl Presence {
         self.enabled
     }
 
-    /// Sets a user's presence (and, with `status_msg: Some`, their message).
-    pub fn set(
+    /// Sets a user's presence (and, with `status_msg: Some`, their message). Returns the new
+    /// position if others see a change.
+    fn set(
         &self,
         user: &UserId,
         state: PresenceState,
         status_msg: Option<Option<String>>,
-    ) -> Result<()> {
+    ) -> Result<Option<u64>> {
         if !self.enabled {
-            return Ok(());
+            return Ok(None);
         }
         let now = now_ms();
         let mut users = self
@@ -120,8 +122,9 @@ impl Presence {
                 next = *position;
             });
             entry.changed_at = next;
+            return Ok(Some(next));
         }
-        Ok(())
+        Ok(None)
     }
 
     pub fn get(&self, user: &UserId) -> Result<Option<UserPresence>> {
@@ -149,8 +152,22 @@ impl Presence {
     pub fn position(&self) -> u64 {
         *self.position.borrow()
     }
+}
 
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.position.subscribe()
+impl Services {
+    /// Sets `user`'s presence and wakes everyone who shares a room with them.
+    pub fn set_presence(
+        &self,
+        user: &UserId,
+        state: PresenceState,
+        status_msg: Option<Option<String>>,
+    ) -> Result<()> {
+        if let Some(position) = self.presence.set(user, state, status_msg)? {
+            let peers = self.rooms.room_peers(user)?;
+            self.stream
+                .notifier
+                .presence(peers.iter().map(|peer| &**peer), position);
+        }
+        Ok(())
     }
 }

@@ -2,10 +2,12 @@
 //! take stream positions, so `/sync` delivers each change once; private receipts go only to
 //! their owner.
 
-use ruma::{EventId, OwnedEventId, RoomId, UserId};
+use ruma::{EventId, OwnedEventId, OwnedRoomId, RoomId, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 use crate::service::stream::Stream;
@@ -25,6 +27,11 @@ struct Stored {
 pub struct Receipts {
     db: Db,
     stream: Arc<Stream>,
+    /// Position of each room's latest receipt since start-up, so a sync can tell a room has
+    /// none newer without scanning them. A room missing here has none after `floor`.
+    latest: Mutex<HashMap<OwnedRoomId, u64>>,
+    /// The stream position at start-up: every earlier receipt is at or below it.
+    floor: u64,
 }
 
 /// `thread` is empty for unthreaded receipts, `main` or a thread root id otherwise.
@@ -38,18 +45,27 @@ fn key(room: &RoomId, user: &UserId, kind: &str, thread: &str) -> Key {
 
 impl Receipts {
     pub fn new(db: Db, stream: Arc<Stream>) -> Self {
-        Receipts { db, stream }
+        Receipts {
+            db,
+            floor: stream.current(),
+            stream,
+            latest: Mutex::default(),
+        }
     }
 
-    pub fn set(
+    /// Stores `user`'s receipt and wakes the syncs of `audience` (the room's joined members, or
+    /// the owner alone for a private receipt).
+    pub fn set<'a>(
         &self,
         room: &RoomId,
         user: &UserId,
         kind: &str,
         thread: &str,
         event_id: &EventId,
+        audience: impl IntoIterator<Item = &'a UserId>,
     ) -> Result<()> {
-        let ticket = self.stream.begin()?;
+        let mut ticket = self.stream.begin()?;
+        ticket.concerns(audience);
         let stored = Stored {
             event_id: event_id.to_owned(),
             ts: now_ms(),
@@ -58,22 +74,27 @@ impl Receipts {
         self.db
             .table(Cf::Receipts)
             .put_json(key(room, user, kind, thread), &stored)?;
+        if let Ok(mut latest) = self.latest.lock() {
+            latest.insert(room.to_owned(), ticket.position);
+        }
         drop(ticket);
         Ok(())
     }
 
-    /// The event a user's own unthreaded (or main-timeline) receipt of `kind` points at.
-    pub fn own(&self, room: &RoomId, user: &UserId, kind: &str) -> Result<Option<OwnedEventId>> {
+    /// The user's own receipts of both read kinds: `(thread, event)` pairs, `thread` being empty
+    /// for unthreaded receipts, `main` or a thread root otherwise.
+    pub fn own(&self, room: &RoomId, user: &UserId) -> Result<Vec<(String, OwnedEventId)>> {
         let table = self.db.table(Cf::Receipts);
-        let mut latest: Option<Stored> = None;
-        for thread in ["", "main"] {
-            if let Some(stored) = table.get_json::<Stored>(key(room, user, kind, thread))?
-                && latest.as_ref().is_none_or(|l| stored.position > l.position)
-            {
-                latest = Some(stored);
+        let mut receipts = Vec::new();
+        for kind in [READ, READ_PRIVATE] {
+            let prefix = Key::new().str(room.as_str()).str(user.as_str()).str(kind);
+            for (key, stored) in table.scan_prefix_json::<Stored>(&prefix)? {
+                let thread =
+                    std::str::from_utf8(&key[prefix.as_ref().len()..]).map_err(Error::internal)?;
+                receipts.push((thread.to_owned(), stored.event_id));
             }
         }
-        Ok(latest.map(|stored| stored.event_id))
+        Ok(receipts)
     }
 
     /// The `m.receipt` content for receipts in `room` changed in `(since, upto]` that `viewer`
@@ -85,6 +106,11 @@ impl Receipts {
         since: u64,
         upto: u64,
     ) -> Result<Option<Value>> {
+        if let Ok(latest) = self.latest.lock()
+            && latest.get(room).copied().unwrap_or(self.floor) <= since
+        {
+            return Ok(None);
+        }
         let prefix = Key::new().str(room.as_str());
         let mut content = Map::new();
         for (key, stored) in self
@@ -113,5 +139,31 @@ impl Receipts {
             by_event[kind][user] = receipt;
         }
         Ok((!content.is_empty()).then_some(Value::Object(content)))
+    }
+}
+
+impl crate::service::Services {
+    /// Stores a receipt; a public one wakes the room's joined members, a private one its owner.
+    pub fn set_receipt(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        kind: &str,
+        thread: &str,
+        event_id: &EventId,
+    ) -> Result<()> {
+        let members = if kind == READ_PRIVATE {
+            vec![user.to_owned()]
+        } else {
+            self.rooms.joined_members(room)?
+        };
+        self.receipts.set(
+            room,
+            user,
+            kind,
+            thread,
+            event_id,
+            members.iter().map(|member| &**member),
+        )
     }
 }

@@ -4,18 +4,22 @@
 //! about a position once it and every lower one have committed (the published watermark);
 //! otherwise a sync could hand out a token past an event that is not yet visible and skip it.
 
+use ruma::{OwnedUserId, UserId};
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
 use crate::service::counters::Counter;
+use crate::service::notifier::Notifier;
 use crate::storage::Db;
 
 pub struct Stream {
     counter: Counter,
     state: Mutex<InFlight>,
     published: watch::Sender<u64>,
+    /// Who each position concerns, so long polls wake only for their own user.
+    pub notifier: Notifier,
 }
 
 struct InFlight {
@@ -23,15 +27,28 @@ struct InFlight {
     highest: u64,
 }
 
-/// A position being written. Dropping it (after the batch commits, or on failure) retires it.
+/// A position being written. Dropping it (after the batch commits, or on failure) retires it
+/// and wakes the users it concerns.
 pub struct Ticket<'a> {
     stream: &'a Stream,
     pub position: u64,
+    concerns: Vec<OwnedUserId>,
+}
+
+impl Ticket<'_> {
+    /// Names users whose syncs this write may change.
+    pub fn concerns<'u>(&mut self, users: impl IntoIterator<Item = &'u UserId>) {
+        self.concerns
+            .extend(users.into_iter().map(ToOwned::to_owned));
+    }
 }
 
 impl Drop for Ticket<'_> {
     fn drop(&mut self) {
         self.stream.retire(self.position);
+        self.stream
+            .notifier
+            .stream(self.concerns.iter().map(|user| &**user), self.position);
     }
 }
 
@@ -47,6 +64,7 @@ impl Stream {
                 highest: start,
             }),
             published: watch::Sender::new(start),
+            notifier: Notifier::new(start),
         })
     }
 
@@ -62,6 +80,7 @@ impl Stream {
         Ok(Ticket {
             stream: self,
             position,
+            concerns: Vec::new(),
         })
     }
 

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use crate::error::Result;
 use crate::service::Services;
+use crate::service::filters::Lists;
 use crate::service::rooms::RoomRecord;
 use crate::service::rooms::pdu::StoredPdu;
 use crate::service::rooms::state::Snapshots;
@@ -35,6 +36,13 @@ const STRIPPED_STATE: &[StateEventType] = &[
     StateEventType::RoomEncryption,
     StateEventType::RoomTopic,
 ];
+
+/// A filter's `limit`, or no limit.
+fn limit_of(limit: Option<ruma::UInt>) -> usize {
+    limit.map_or(usize::MAX, |l| {
+        usize::try_from(u64::from(l)).unwrap_or(usize::MAX)
+    })
+}
 
 pub struct SyncRequest {
     /// The syncing device (to-device messages are per device).
@@ -66,8 +74,8 @@ pub struct RoomUpdate {
     pub typing: Option<Vec<OwnedUserId>>,
     /// `m.receipt` content for receipts that changed.
     pub receipts: Option<Value>,
-    /// (notification_count, highlight_count) past the user's read receipt.
-    pub unread: (u64, u64),
+    /// Notification and highlight counts past the user's read receipts.
+    pub unread: crate::service::notifications::Unread,
     /// (joined, invited, heroes) when membership may have changed.
     pub summary: Option<(u64, u64, Vec<OwnedUserId>)>,
 }
@@ -103,53 +111,86 @@ impl SyncResult {
 impl Services {
     pub async fn sync(&self, user: &UserId, request: SyncRequest) -> Result<SyncResult> {
         // Subscribe first: a write landing between the read and the wait still wakes us.
+        let mut wake = self.stream.notifier.subscribe(user);
         let mut published = self.stream.subscribe();
-        let mut typing = self.typing.subscribe();
-        let mut presence = self.presence.subscribe();
         // `set_presence=offline` (or anything unknown) leaves the user's presence alone.
         if let state @ (ruma::presence::PresenceState::Online
         | ruma::presence::PresenceState::Unavailable) = &request.set_presence
         {
-            self.presence.set(user, state.clone(), None)?;
+            self.set_presence(user, state.clone(), None)?;
         }
         let mut shutting_down = self.shutting_down.subscribe();
         let deadline = tokio::time::Instant::now() + request.timeout.min(MAX_TIMEOUT);
+        // Typing and presence positions restart with the server: a token from before counts
+        // from zero.
+        let typing_now = self.typing.position();
+        let since_typing = if request.since_typing > typing_now {
+            0
+        } else {
+            request.since_typing
+        };
+        let presence_now = self.presence.position();
+        let since_presence = if request.since_presence > presence_now {
+            0
+        } else {
+            request.since_presence
+        };
         loop {
-            let upto = *published.borrow_and_update();
-            let typing_now = *typing.borrow_and_update();
-            let since = request.since.map(|since| since.min(upto));
-            // Typing positions restart with the server: a token from before counts from zero.
-            let since_typing = if request.since_typing > typing_now {
-                0
-            } else {
-                request.since_typing
-            };
-            let presence_now = *presence.borrow_and_update();
-            let since_presence = if request.since_presence > presence_now {
-                0
-            } else {
-                request.since_presence
-            };
-            let mut result =
-                self.sync_once(user, &request, since, upto, since_typing, typing_now)?;
-            result.next_presence = presence_now;
-            result.presence =
-                self.presence_updates(user, if since.is_none() { 0 } else { since_presence })?;
-            if !result.is_empty() || since.is_none() || request.full_state {
-                return Ok(result);
+            let cursor = *wake.borrow_and_update();
+            let concerned = request.since.is_none_or(|since| cursor.stream > since)
+                || request.full_state
+                || cursor.typing > since_typing
+                || cursor.presence > since_presence;
+            if concerned {
+                // The change may be written but not yet published (a lower position is still
+                // in flight): wait for it, so the token handed out covers it.
+                let target = cursor.stream;
+                let _ =
+                    tokio::time::timeout_at(deadline, published.wait_for(|p| *p >= target)).await;
+                let upto = *published.borrow_and_update();
+                let since = request.since.map(|since| since.min(upto));
+                let typing_now = self.typing.position();
+                let mut result =
+                    self.sync_once(user, &request, since, upto, since_typing, typing_now)?;
+                result.next_presence = self.presence.position();
+                let presence_filter = Lists::from(&request.filter.presence);
+                result.presence = self
+                    .presence_updates(user, if since.is_none() { 0 } else { since_presence })?
+                    .into_iter()
+                    .filter(|event| {
+                        presence_filter
+                            .pass("m.presence", event["sender"].as_str().unwrap_or_default())
+                    })
+                    .take(limit_of(request.filter.presence.limit))
+                    .collect();
+                if !result.is_empty() || since.is_none() || request.full_state {
+                    return Ok(result);
+                }
             }
-            if *shutting_down.borrow_and_update() {
-                return Ok(result);
+            if *shutting_down.borrow_and_update() || tokio::time::Instant::now() >= deadline {
+                return Ok(self.nothing_new(&request, since_typing, since_presence));
             }
             tokio::select! {
-                changed = tokio::time::timeout_at(deadline, published.changed()) => match changed {
+                changed = tokio::time::timeout_at(deadline, wake.changed()) => match changed {
                     Ok(Ok(())) => continue,
-                    _ => return Ok(result),
+                    _ => return Ok(self.nothing_new(&request, since_typing, since_presence)),
                 },
-                _ = typing.changed() => continue,
-                _ = presence.changed() => continue,
-                _ = shutting_down.changed() => return Ok(result),
+                _ = shutting_down.changed() => {
+                    return Ok(self.nothing_new(&request, since_typing, since_presence));
+                }
             }
+        }
+    }
+
+    /// The answer when nothing concerning the user happened: the same tokens, no data. (Not
+    /// the published position: positions in between may concern the user and are still in
+    /// flight, so the next sync must start where this one did.)
+    fn nothing_new(&self, request: &SyncRequest, typing: u64, presence: u64) -> SyncResult {
+        SyncResult {
+            next_batch: request.since.unwrap_or(0),
+            next_typing: typing,
+            next_presence: presence,
+            ..SyncResult::default()
         }
     }
 
@@ -184,15 +225,24 @@ impl Services {
             .take(user, &request.device, since_position, upto)?;
 
         let mut room_account_data: BTreeMap<OwnedRoomId, Vec<(String, Value)>> = BTreeMap::new();
+        let global_filter = Lists::from(&request.filter.account_data);
+        let room_data_filter = Lists::from(&room_filter.account_data);
         for (room, kind, content) in self.account_data.changes(user, since_position, upto)? {
             match room {
-                None => result.account_data.push((kind, content)),
-                Some(room) => room_account_data
+                None if global_filter.pass(&kind, user.as_str()) => {
+                    result.account_data.push((kind, content))
+                }
+                Some(room) if room_data_filter.pass(&kind, user.as_str()) => room_account_data
                     .entry(room)
                     .or_default()
                     .push((kind, content)),
+                _ => {}
             }
         }
+        result
+            .account_data
+            .truncate(limit_of(request.filter.account_data.limit));
+        let ephemeral = Lists::from(&room_filter.ephemeral);
 
         for (room_id, record) in self.rooms.rooms_of(user)? {
             if record.position > upto
@@ -214,19 +264,36 @@ impl Services {
                     let fresh = changed || request.full_state;
                     let lower = if changed { 0 } else { since_position };
                     let account_data = room_account_data.remove(&room_id).unwrap_or_default();
+                    // Who is typing: all current typers for a fresh room, changes otherwise.
+                    let typing = match ephemeral.pass_type("m.typing") {
+                        true => self
+                            .typing
+                            .changed_since(&room_id, if fresh { 0 } else { since_typing })?
+                            .filter(|users| !(fresh && users.is_empty())),
+                        false => None,
+                    };
+                    let receipts = match ephemeral.pass_type("m.receipt") {
+                        true => self.receipts.changes(
+                            &room_id,
+                            user,
+                            if fresh { 0 } else { since_position },
+                            upto,
+                        )?,
+                        false => None,
+                    };
+                    let quiet = room.last_position != 0 && room.last_position <= since_position;
+                    if !fresh
+                        && quiet
+                        && account_data.is_empty()
+                        && typing.is_none()
+                        && receipts.is_none()
+                    {
+                        continue;
+                    }
                     let mut update = self
                         .room_update(user, &ignored, &room, request, lower, upto, limit, fresh)?;
-                    // Who is typing: all current typers for a fresh room, changes otherwise.
-                    update.typing = self
-                        .typing
-                        .changed_since(&room_id, if fresh { 0 } else { since_typing })?
-                        .filter(|users| !(fresh && users.is_empty()));
-                    update.receipts = self.receipts.changes(
-                        &room_id,
-                        user,
-                        if fresh { 0 } else { since_position },
-                        upto,
-                    )?;
+                    update.typing = typing;
+                    update.receipts = receipts;
                     if !fresh
                         && update.timeline.is_empty()
                         && update.state.is_empty()
@@ -236,7 +303,11 @@ impl Services {
                     {
                         continue;
                     }
-                    update.unread = self.unread_counts(user, &room_id)?;
+                    update.unread = self.unread_counts(
+                        user,
+                        &room_id,
+                        room_filter.timeline.unread_thread_notifications,
+                    )?;
                     update.account_data = account_data;
                     let membership_changed = fresh
                         || update
@@ -348,6 +419,11 @@ impl Services {
         } else {
             state.retain(|pdu| !timeline.iter().any(|event| event.event_id == pdu.event_id));
         }
+        let state_filter = &request.filter.room.state;
+        state.retain(|pdu| pdu.matches(state_filter));
+        if !state_filter.lazy_load_options.is_disabled() {
+            self.lazy_load_members(user, &timeline, target, &mut state)?;
+        }
         let prev_batch = timeline.first().map_or(upper + 1, |pdu| pdu.position);
         Ok(RoomUpdate {
             timeline,
@@ -356,6 +432,51 @@ impl Services {
             state,
             ..RoomUpdate::default()
         })
+    }
+
+    /// Lazy-loading: of the member events, only those of the timeline's senders and the user's
+    /// own. A sender's member event is sent even when the client may have it already (the
+    /// spec allows such redundancy; the server does not track what each device has seen).
+    fn lazy_load_members(
+        &self,
+        user: &UserId,
+        timeline: &[StoredPdu],
+        snapshot: u64,
+        state: &mut Vec<StoredPdu>,
+    ) -> Result<()> {
+        let sender = |pdu: &StoredPdu| {
+            pdu.json
+                .get("sender")
+                .and_then(|s| s.as_str())
+                .map(str::to_owned)
+        };
+        let mut wanted: std::collections::BTreeSet<String> =
+            timeline.iter().filter_map(sender).collect();
+        if !wanted.is_empty() || !state.is_empty() {
+            wanted.insert(user.to_string());
+        }
+        let state_key = |pdu: &StoredPdu| {
+            pdu.json
+                .get("state_key")
+                .and_then(|k| k.as_str())
+                .map(str::to_owned)
+        };
+        state.retain(|pdu| {
+            !pdu.kind_is("m.room.member") || state_key(pdu).is_some_and(|key| wanted.contains(&key))
+        });
+        for member in wanted {
+            let present = state.iter().chain(timeline).any(|pdu| {
+                pdu.kind_is("m.room.member") && state_key(pdu).as_deref() == Some(&member)
+            });
+            if !present
+                && let Some(pdu) =
+                    self.rooms
+                        .state_event_at(snapshot, &StateEventType::RoomMember, &member)?
+            {
+                state.push(pdu);
+            }
+        }
+        Ok(())
     }
 
     fn summary(

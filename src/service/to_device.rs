@@ -52,7 +52,8 @@ impl ToDevice {
         let mut tickets = Vec::with_capacity(targets.len());
         let mut batch = self.db.batch();
         for (user, device, content) in targets {
-            let ticket = self.stream.begin()?;
+            let mut ticket = self.stream.begin()?;
+            ticket.concerns([user]);
             let stored = Stored {
                 sender: sender.to_string(),
                 kind: kind.to_owned(),

@@ -6,7 +6,7 @@ use ruma::api::Direction;
 use ruma::api::client::message::{get_message_events, send_message_event};
 use ruma::api::client::redact::redact_event;
 use ruma::api::client::room::get_room_event;
-use ruma::events::TimelineEventType;
+use ruma::events::{StateEventType, TimelineEventType};
 use ruma::serde::Raw;
 use ruma::{OwnedEventId, RoomId, UserId};
 use serde_json::{Value, json};
@@ -166,6 +166,8 @@ async fn messages(
         services.rooms.current_position() + 1
     });
     let mut chunk = Vec::new();
+    // Lazy-loading: each sender's member event as of their first event in the chunk.
+    let mut senders: std::collections::BTreeMap<String, u64> = Default::default();
     let mut scanned = 0;
     let mut end = None;
     'pages: while chunk.len() < limit && scanned < MAX_SCAN {
@@ -205,6 +207,9 @@ async fn messages(
                     user,
                     pdu,
                 )?));
+                if let Some(sender) = pdu.json.get("sender").and_then(|s| s.as_str()) {
+                    senders.entry(sender.to_owned()).or_insert(pdu.state_before);
+                }
                 if chunk.len() >= limit {
                     break 'pages;
                 }
@@ -220,6 +225,22 @@ async fn messages(
         };
     }
     let mut response = get_message_events::v3::Response::new();
+    if !body.filter.lazy_load_options.is_disabled() {
+        for (sender, snapshot) in senders {
+            if let Some(member) =
+                services
+                    .rooms
+                    .state_event_at(snapshot, &StateEventType::RoomMember, &sender)?
+            {
+                response.state.push(Raw::from_json(client_event(
+                    &services,
+                    &body.room_id,
+                    user,
+                    &member,
+                )?));
+            }
+        }
+    }
     response.start = format_token(start);
     response.end = end.map(format_token);
     response.chunk = chunk;

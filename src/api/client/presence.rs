@@ -29,9 +29,7 @@ async fn set(
             body.presence.as_str()
         )));
     }
-    services
-        .presence
-        .set(caller, body.presence.clone(), Some(body.status_msg.clone()))?;
+    services.set_presence(caller, body.presence.clone(), Some(body.status_msg.clone()))?;
     Ok(set_presence::v3::Response::new())
 }
 

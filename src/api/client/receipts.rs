@@ -57,14 +57,10 @@ async fn receipt(
     };
     match &body.receipt_type {
         ReceiptType::Read => {
-            services
-                .receipts
-                .set(&body.room_id, user, READ, &thread, &body.event_id)?
+            services.set_receipt(&body.room_id, user, READ, &thread, &body.event_id)?
         }
         ReceiptType::ReadPrivate => {
-            services
-                .receipts
-                .set(&body.room_id, user, READ_PRIVATE, &thread, &body.event_id)?
+            services.set_receipt(&body.room_id, user, READ_PRIVATE, &thread, &body.event_id)?
         }
         ReceiptType::FullyRead => {
             if !thread.is_empty() {
@@ -103,9 +99,7 @@ async fn read_markers(
         match (event_id, kind) {
             (Some(event_id), None) => fully_read(&services, &body.room_id, user, event_id)?,
             (Some(event_id), Some(kind)) => {
-                services
-                    .receipts
-                    .set(&body.room_id, user, kind, "", event_id)?
+                services.set_receipt(&body.room_id, user, kind, "", event_id)?
             }
             (None, _) => {}
         }

@@ -1,10 +1,13 @@
 //! `GET /v3/sync`.
 
 use axum::extract::State;
+use ruma::api::client::filter::EventFormat;
+use ruma::api::client::sync::sync_events::UnreadNotificationsCount;
 use ruma::api::client::sync::sync_events::v3::{
     self, Filter, InviteState, InvitedRoom, JoinedRoom, KnockState, KnockedRoom, LeftRoom,
     RoomSummary, State as RoomState, StateEvents, Timeline,
 };
+use ruma::events::AnySyncTimelineEvent;
 use ruma::serde::Raw;
 use ruma::{RoomId, UInt, UserId};
 use serde_json::{Value, json};
@@ -14,6 +17,7 @@ use crate::api::client::message::{client_event, format_token};
 use crate::api::ruma::{AppState, Ruma, RumaRouter as _};
 use crate::error::{Error, Result};
 use crate::service::Services;
+use crate::service::rooms::pdu::StoredPdu;
 use crate::service::sync::{RoomUpdate, SyncRequest};
 
 pub fn routes(router: axum::Router<AppState>) -> axum::Router<AppState> {
@@ -41,6 +45,10 @@ async fn sync(
         Some(Filter::FilterId(id)) => services.filters.get(&user, &id)?,
         Some(_) => return Err(Error::bad_json("Unsupported filter")),
     };
+    let shape = Shape {
+        federation: filter.event_format == EventFormat::Federation,
+        fields: filter.event_fields.clone(),
+    };
     let result = services
         .sync(
             &user,
@@ -65,11 +73,28 @@ async fn sync(
     response.presence.events = raw_list(&result.presence)?;
     for (room_id, update) in result.joined {
         let mut joined = JoinedRoom::new();
-        joined.timeline = timeline(&services, &room_id, &user, &update)?;
-        joined.state = state(&services, &room_id, &user, &update, body.use_state_after)?;
+        joined.timeline = timeline(&services, &room_id, &user, &update, &shape)?;
+        joined.state = state(
+            &services,
+            &room_id,
+            &user,
+            &update,
+            &shape,
+            body.use_state_after,
+        )?;
         joined.account_data.events = account_data(&update.account_data)?;
-        joined.unread_notifications.notification_count = UInt::new(update.unread.0);
-        joined.unread_notifications.highlight_count = UInt::new(update.unread.1);
+        let (notifications, highlights) = update.unread.room;
+        joined.unread_notifications.notification_count = UInt::new(notifications);
+        joined.unread_notifications.highlight_count = UInt::new(highlights);
+        for (thread, (notifications, highlights)) in &update.unread.threads {
+            let Ok(root) = ruma::OwnedEventId::try_from(thread.as_str()) else {
+                continue;
+            };
+            let mut counts = UnreadNotificationsCount::new();
+            counts.notification_count = UInt::new(*notifications);
+            counts.highlight_count = UInt::new(*highlights);
+            joined.unread_thread_notifications.insert(root, counts);
+        }
         let mut ephemeral = Vec::new();
         if let Some(typing) = &update.typing {
             ephemeral.push(json!({"type": "m.typing", "content": {"user_ids": typing}}));
@@ -89,8 +114,15 @@ async fn sync(
     }
     for (room_id, update) in result.left {
         let mut left = LeftRoom::new();
-        left.timeline = timeline(&services, &room_id, &user, &update)?;
-        left.state = state(&services, &room_id, &user, &update, body.use_state_after)?;
+        left.timeline = timeline(&services, &room_id, &user, &update, &shape)?;
+        left.state = state(
+            &services,
+            &room_id,
+            &user,
+            &update,
+            &shape,
+            body.use_state_after,
+        )?;
         response.rooms.leave.insert(room_id, left);
     }
     for (room_id, events) in result.invited {
@@ -134,11 +166,90 @@ fn parse_since(token: &str) -> Result<(u64, u64, u64)> {
     Ok((stream, typing, presence))
 }
 
+/// How the filter asks for events: `event_format` and `event_fields`.
+struct Shape {
+    federation: bool,
+    fields: Option<Vec<String>>,
+}
+
+impl Shape {
+    fn render(
+        &self,
+        services: &Services,
+        room_id: &RoomId,
+        user: &UserId,
+        pdu: &StoredPdu,
+    ) -> Result<Raw<AnySyncTimelineEvent>> {
+        let raw = if self.federation {
+            serde_json::value::to_raw_value(&pdu.json).map_err(Error::internal)?
+        } else {
+            client_event(services, room_id, user, pdu)?
+        };
+        let Some(fields) = &self.fields else {
+            return Ok(Raw::from_json(raw));
+        };
+        let event: Value = serde_json::from_str(raw.get()).map_err(Error::internal)?;
+        let kept = only_fields(&event, fields);
+        Ok(Raw::from_json(
+            serde_json::value::to_raw_value(&kept).map_err(Error::internal)?,
+        ))
+    }
+}
+
+/// `event_fields`: a copy of `event` with only the named fields. A field is a dotted path
+/// (`content.body`); `\.` is a literal dot in a key.
+fn only_fields(event: &Value, fields: &[String]) -> Value {
+    let mut kept = json!({});
+    for field in fields {
+        let path = split_path(field);
+        let mut source = event;
+        let mut found = true;
+        for key in &path {
+            match source.get(key) {
+                Some(value) => source = value,
+                None => {
+                    found = false;
+                    break;
+                }
+            }
+        }
+        if !found || path.is_empty() {
+            continue;
+        }
+        let mut target = &mut kept;
+        for key in &path[..path.len() - 1] {
+            target = &mut target[key.as_str()];
+            if !target.is_object() {
+                *target = json!({});
+            }
+        }
+        target[path[path.len() - 1].as_str()] = source.clone();
+    }
+    kept
+}
+
+fn split_path(field: &str) -> Vec<String> {
+    let mut parts = vec![String::new()];
+    let mut chars = field.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(next) => parts.last_mut().map(|p| p.push(next)).unwrap_or_default(),
+                None => parts.last_mut().map(|p| p.push(c)).unwrap_or_default(),
+            },
+            '.' => parts.push(String::new()),
+            _ => parts.last_mut().map(|p| p.push(c)).unwrap_or_default(),
+        }
+    }
+    parts
+}
+
 fn timeline(
     services: &Services,
     room_id: &RoomId,
     user: &UserId,
     update: &RoomUpdate,
+    shape: &Shape,
 ) -> Result<Timeline> {
     let mut timeline = Timeline::new();
     timeline.limited = update.limited;
@@ -146,7 +257,7 @@ fn timeline(
     timeline.events = update
         .timeline
         .iter()
-        .map(|pdu| client_event(services, room_id, user, pdu).map(Raw::from_json))
+        .map(|pdu| shape.render(services, room_id, user, pdu))
         .collect::<Result<_>>()?;
     Ok(timeline)
 }
@@ -156,13 +267,18 @@ fn state(
     room_id: &RoomId,
     user: &UserId,
     update: &RoomUpdate,
+    shape: &Shape,
     after: bool,
 ) -> Result<RoomState> {
     let mut events = StateEvents::new();
     events.events = update
         .state
         .iter()
-        .map(|pdu| client_event(services, room_id, user, pdu).map(Raw::from_json))
+        .map(|pdu| {
+            shape
+                .render(services, room_id, user, pdu)
+                .map(Raw::cast_unchecked)
+        })
         .collect::<Result<_>>()?;
     Ok(if after {
         RoomState::After(events)
@@ -189,4 +305,28 @@ fn raw_list<T>(values: &[Value]) -> Result<Vec<Raw<T>>> {
                 .map_err(Error::internal)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_fields_keep_only_named_paths() {
+        let event = json!({
+            "type": "m.room.message",
+            "sender": "@a:x",
+            "content": {"body": "hi", "msgtype": "m.text", "m.key": 1},
+        });
+        let fields = [
+            "type".to_owned(),
+            "content.body".to_owned(),
+            "content.m\\.key".to_owned(),
+            "content.missing".to_owned(),
+        ];
+        assert_eq!(
+            only_fields(&event, &fields),
+            json!({"type": "m.room.message", "content": {"body": "hi", "m.key": 1}})
+        );
+    }
 }

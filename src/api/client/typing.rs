@@ -25,6 +25,6 @@ async fn set_typing(
         Typing::Yes(info) => Some(info.timeout),
         _ => None,
     };
-    services.typing.set(&body.room_id, caller, timeout)?;
+    services.set_typing(&body.room_id, caller, timeout)?;
     Ok(create_typing_event::v3::Response::new())
 }

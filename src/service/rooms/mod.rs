@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::service::signing_key::SigningKey;
-use crate::service::stream::Stream;
+use crate::service::stream::{Stream, Ticket};
 use crate::storage::{Cf, Db, Key, KeyReader};
 use pdu::{Pdu, StoredPdu, Transaction};
 use short::ShortIds;
@@ -53,6 +53,17 @@ pub struct RoomRecord {
     pub snapshot: u64,
     pub extremities: Vec<OwnedEventId>,
     pub depth: u64,
+    /// Stream position of the latest event (0 in records written before it was kept), so a
+    /// sync can pass over a room with nothing new without reading its timeline.
+    #[serde(default)]
+    pub last_position: u64,
+}
+
+/// What `append` did: the event's id and, unless a retried transaction found its earlier
+/// event, the new room record, the stored event and its unpublished stream position.
+pub struct Appended<'a> {
+    pub event_id: OwnedEventId,
+    pub new: Option<(RoomRecord, StoredPdu, Ticket<'a>)>,
 }
 
 /// An event a local user wants to add to a room.
@@ -184,26 +195,34 @@ impl Rooms {
             snapshot: Snapshots::EMPTY,
             extremities: vec![],
             depth: 0,
+            last_position: 0,
         };
+        // The create event alone concerns nobody's sync: the creator's join comes next.
         self.commit(&room_id, room, pdu, json, None)?;
         Ok((room_id, event_id))
     }
 
     /// Builds, authorizes and stores an event from a local user. Takes the room's lock.
+    ///
+    /// The stored event comes back with its stream position still unpublished: the caller
+    /// records what else belongs to it (who it notifies, who to wake) before syncs can see it.
     pub async fn append(
         &self,
         room_id: &RoomId,
         sender: &UserId,
         new: NewEvent,
         transaction: Option<Transaction>,
-    ) -> Result<OwnedEventId> {
+    ) -> Result<Appended<'_>> {
         let lock = self.lock(room_id)?;
         let _guard = lock.lock().await;
         // A retried send (same device, same transaction id) gets the event it already made.
         if let Some(transaction) = &transaction
             && let Some(event_id) = self.transaction_event(sender, transaction)?
         {
-            return Ok(event_id);
+            return Ok(Appended {
+                event_id,
+                new: None,
+            });
         }
         let room = self.existing_room(room_id)?;
         let rules = rules_of(&room.version)?;
@@ -268,8 +287,11 @@ impl Rooms {
         ruma::state_res::check_state_dependent_auth_rules(&rules.authorization, &pdu, fetch_state)
             .map_err(|e| Error::forbidden(format!("Event not allowed: {e}")))?;
 
-        self.commit(room_id, room, pdu, json, transaction)?;
-        Ok(event_id)
+        let (room, stored, ticket) = self.commit(room_id, room, pdu, json, transaction)?;
+        Ok(Appended {
+            event_id,
+            new: Some((room, stored, ticket)),
+        })
     }
 
     /// Hashes, signs and names a new event. Returns its JSON (without `event_id`) and its id.
@@ -340,6 +362,7 @@ impl Rooms {
 
     /// Stores an authorized event: the PDU, its index, the new state and extremities, the
     /// membership index and the transaction id, in one batch.
+    /// Returns the updated room record, the stored event and its (unpublished) position.
     fn commit(
         &self,
         room_id: &RoomId,
@@ -347,7 +370,7 @@ impl Rooms {
         pdu: Pdu,
         json: CanonicalJsonObject,
         transaction: Option<Transaction>,
-    ) -> Result<()> {
+    ) -> Result<(RoomRecord, StoredPdu, Ticket<'_>)> {
         let ticket = self.stream.begin()?;
         let position = ticket.position;
         let short_event = self.short.event(&pdu.event_id)?;
@@ -364,6 +387,7 @@ impl Rooms {
                 .derive(state_before, &[(short_key, short_event)])?;
         }
         room.extremities = vec![pdu.event_id.clone()];
+        room.last_position = position;
         room.depth = u64::from(pdu.depth);
 
         let stored = StoredPdu {
@@ -413,10 +437,9 @@ impl Rooms {
         }
         batch.put_json(Cf::Rooms, room_id.as_str(), &room)?;
         batch.commit()?;
-        // Readers may see this position only now that the batch is written.
-        drop(ticket);
         tracing::debug!(room = %room_id, event = %pdu.event_id, kind = %pdu.kind, position, "event appended");
-        Ok(())
+        // Readers see this position once the caller drops the ticket (the batch is written).
+        Ok((room, stored, ticket))
     }
 
     /// A stored event by id.
@@ -589,6 +612,25 @@ impl Rooms {
             ));
         }
         Ok(members)
+    }
+
+    /// The users joined to a room.
+    pub fn joined_members(&self, room_id: &RoomId) -> Result<Vec<OwnedUserId>> {
+        Ok(self
+            .members_of(room_id)?
+            .into_iter()
+            .filter(|(_, record)| record.membership == MembershipState::Join)
+            .map(|(user, _)| user)
+            .collect())
+    }
+
+    /// Everyone joined to a room `user` is joined to, `user` included: who sees their presence.
+    pub fn room_peers(&self, user: &UserId) -> Result<std::collections::HashSet<OwnedUserId>> {
+        let mut peers = std::collections::HashSet::from([user.to_owned()]);
+        for room_id in self.joined_room_ids(user)? {
+            peers.extend(self.joined_members(&room_id)?);
+        }
+        Ok(peers)
     }
 
     /// Up to `limit` events of a room's timeline from position `from` (inclusive; `None` = the

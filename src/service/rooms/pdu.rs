@@ -127,38 +127,13 @@ impl StoredPdu {
 
     /// Whether an event passes a `RoomEventFilter`'s type and sender lists (`*` wildcards allowed).
     pub fn matches(&self, filter: &RoomEventFilter) -> bool {
-        let pdu = self;
-        let kind = pdu
-            .json
-            .get("type")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default();
-        let sender = pdu
-            .json
-            .get("sender")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default();
-        let type_matches = |pattern: &String| match pattern.strip_suffix('*') {
-            Some(prefix) => kind.starts_with(prefix),
-            None => kind == pattern,
+        let field = |key: &str| {
+            self.json
+                .get(key)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
         };
-        if filter.not_types.iter().any(type_matches) {
-            return false;
-        }
-        if let Some(types) = &filter.types
-            && !types.iter().any(type_matches)
-        {
-            return false;
-        }
-        if filter.not_senders.iter().any(|s| s.as_str() == sender) {
-            return false;
-        }
-        if let Some(senders) = &filter.senders
-            && !senders.iter().any(|s| s.as_str() == sender)
-        {
-            return false;
-        }
-        true
+        crate::service::filters::Lists::from(filter).pass(field("type"), field("sender"))
     }
 
     /// Whether the event's type is `kind`.
