@@ -43,6 +43,60 @@ pub struct Config {
     pub storage: StorageConfig,
     pub rate_limits: RateLimitsConfig,
     pub presence: PresenceConfig,
+    pub media: MediaConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// Largest file a client may upload, in bytes (`m.upload.size`).
+    pub max_upload_size: u64,
+    /// Total bytes one user may have uploaded. 0: no quota.
+    pub user_quota: u64,
+    /// The unauthenticated legacy `/_matrix/media/v3/download|thumbnail` endpoints serve only
+    /// media uploaded before this time (milliseconds since the epoch). 0: they serve nothing,
+    /// as the spec now asks; clients use the authenticated `/_matrix/client/v1/media` ones.
+    pub legacy_unauthenticated_before_ms: u64,
+    /// Largest image, in bytes, that gets thumbnails (larger ones: 413 `M_TOO_LARGE`).
+    pub max_thumbnail_source_size: u64,
+    pub url_preview: UrlPreviewConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UrlPreviewConfig {
+    /// Serve `/preview_url`. Off: the endpoint answers 404 `M_UNRECOGNIZED`.
+    pub enabled: bool,
+    /// Networks (CIDR, e.g. `192.168.1.0/24`) the previewer may fetch from even though they
+    /// are loopback, private, link-local or otherwise not public. Empty: public addresses only.
+    pub allowed_networks: Vec<String>,
+    /// Largest page (or preview image) fetched, in bytes.
+    pub max_page_size: u64,
+    /// How long a fetch may take, in milliseconds, redirects included.
+    pub timeout_ms: u64,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            max_upload_size: 50 * 1024 * 1024,
+            user_quota: 0,
+            legacy_unauthenticated_before_ms: 0,
+            max_thumbnail_source_size: 20 * 1024 * 1024,
+            url_preview: UrlPreviewConfig::default(),
+        }
+    }
+}
+
+impl Default for UrlPreviewConfig {
+    fn default() -> Self {
+        UrlPreviewConfig {
+            enabled: true,
+            allowed_networks: Vec::new(),
+            max_page_size: 1024 * 1024,
+            timeout_ms: 10_000,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -112,6 +166,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             rate_limits: RateLimitsConfig::default(),
             presence: PresenceConfig::default(),
+            media: MediaConfig::default(),
         }
     }
 }
@@ -237,6 +292,14 @@ impl Config {
                 "listen",
                 format!("`{}` is not an address such as 127.0.0.1:8008", self.listen),
             ));
+        }
+        for network in &self.media.url_preview.allowed_networks {
+            if network.parse::<ipnet::IpNet>().is_err() {
+                return Err(invalid(
+                    "media.url_preview.allowed_networks",
+                    format!("`{network}` is not a network such as 10.0.0.0/8"),
+                ));
+            }
         }
         let url = &self.public_base_url;
         if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {

@@ -139,6 +139,22 @@ where
     }
 }
 
+/// The authenticated caller, for handlers that take the raw request (streamed media) instead
+/// of a ruma type.
+pub struct Authenticated(pub Identity);
+
+impl axum::extract::FromRequestParts<AppState> for Authenticated {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, services: &AppState) -> Result<Self> {
+        let token = access_token(parts)?.ok_or_else(Error::missing_token)?;
+        let identity = services.devices.authenticate(&token)?;
+        tracing::Span::current().record("user", identity.user_id.as_str());
+        services.devices.touch(&identity, client_ip(parts));
+        Ok(Authenticated(identity))
+    }
+}
+
 /// The access token from `Authorization: Bearer …` or, as older clients send it, the
 /// `access_token` query parameter.
 fn access_token(parts: &Parts) -> Result<Option<String>> {

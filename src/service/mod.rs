@@ -7,6 +7,7 @@ pub mod counters;
 pub mod devices;
 pub mod directory;
 pub mod filters;
+pub mod media;
 pub mod notifications;
 pub mod notifier;
 pub mod password;
@@ -50,6 +51,7 @@ pub struct Services {
     pub presence: presence::Presence,
     pub receipts: receipts::Receipts,
     pub to_device: to_device::ToDevice,
+    pub media: media::Media,
     /// Set when the server is stopping, so long polls return at once instead of holding up
     /// the graceful shutdown.
     pub shutting_down: tokio::sync::watch::Sender<bool>,
@@ -81,6 +83,7 @@ impl Services {
             presence: presence::Presence::new(config.presence.enabled),
             receipts: receipts::Receipts::new(db.clone(), stream.clone()),
             to_device: to_device::ToDevice::new(db.clone(), stream.clone()),
+            media: media::Media::new(db.clone(), config.media.clone(), &config.data_dir)?,
             shutting_down: tokio::sync::watch::Sender::new(false),
             stream,
             server_name,

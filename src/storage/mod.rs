@@ -80,6 +80,16 @@ column_families! {
     RoomAliases => "room_aliases",
     /// room id → nothing: rooms published in the room directory.
     PublicRooms => "public_rooms",
+    /// media id → its record (sha256 of the bytes, size, type, file name, uploader).
+    Media => "media",
+    /// user id ‖ media id → expiry: ids made by `/create` still waiting for their upload.
+    MediaPending => "media_pending",
+    /// user id ‖ media id → size: what each user uploaded (quotas, admin listings).
+    UserMedia => "user_media",
+    /// media id ‖ width ‖ height ‖ method → the thumbnail's sha256, size and type.
+    MediaThumbnails => "media_thumbnails",
+    /// URL → cached link preview and when it was fetched.
+    UrlPreviews => "url_previews",
     /// user id ‖ filter id → the filter definition (JSON).
     Filters => "filters",
     /// room ‖ user ‖ receipt type ‖ thread → event id, time, stream position.

@@ -7,6 +7,7 @@ mod devices;
 mod directory;
 mod discovery;
 mod filter;
+mod media;
 mod membership;
 pub mod message;
 mod presence;
@@ -35,6 +36,7 @@ pub fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = context::routes(router);
     let router = directory::routes(router);
     let router = filter::routes(router);
+    let router = media::routes(router);
     let router = membership::routes(router);
     let router = message::routes(router);
     let router = state::routes(router);
