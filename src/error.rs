@@ -112,6 +112,13 @@ impl Error {
         )
     }
 
+    /// An error code the spec defines but ruma has no variant for (`M_INVALID_SIGNATURE`).
+    pub fn custom(status: StatusCode, errcode: &str, message: impl Into<String>) -> Self {
+        let kind = serde_json::from_value(serde_json::json!({ "errcode": errcode }))
+            .unwrap_or(ErrorKind::Unknown);
+        Self::new(status, kind, message)
+    }
+
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         Error::Internal(cause.to_string())
     }

@@ -194,6 +194,9 @@ impl Services {
                 .remove_all(&mut batch, &identity.user_id, Some(&identity.device_id))?;
         }
         batch.commit()?;
+        if logout_devices {
+            self.device_keys_changed(&identity.user_id)?;
+        }
         Ok(())
     }
 
@@ -204,6 +207,7 @@ impl Services {
         self.users.deactivate(&mut batch, user_id, erase)?;
         self.devices.remove_all(&mut batch, user_id, None)?;
         batch.commit()?;
+        self.device_keys_changed(user_id)?;
         for (room_id, record) in self.rooms.rooms_of(user_id)? {
             if matches!(
                 record.membership,
@@ -228,6 +232,8 @@ impl Services {
             self.devices.remove(&mut batch, user_id, device_id)?;
         }
         batch.commit()?;
+        // Their keys are gone with them: others must stop encrypting to them.
+        self.device_keys_changed(user_id)?;
         Ok(())
     }
 
@@ -236,6 +242,8 @@ impl Services {
         let mut batch = self.db.batch();
         self.devices.remove_all(&mut batch, user_id, None)?;
         batch.commit()?;
+        // Their keys are gone with them: others must stop encrypting to them.
+        self.device_keys_changed(user_id)?;
         Ok(())
     }
 }

@@ -251,6 +251,7 @@ impl Devices {
         };
         revoke_tokens(batch, &device);
         batch.delete(Cf::Devices, device_key(user_id, device_id));
+        crate::service::keys::remove_device(&self.db, batch, user_id, device_id)?;
         self.forget_last_seen(user_id, device_id);
         Ok(true)
     }

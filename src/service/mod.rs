@@ -7,6 +7,8 @@ pub mod counters;
 pub mod devices;
 pub mod directory;
 pub mod filters;
+pub mod key_backup;
+pub mod keys;
 pub mod media;
 pub mod notifications;
 pub mod notifier;
@@ -52,6 +54,8 @@ pub struct Services {
     pub receipts: receipts::Receipts,
     pub to_device: to_device::ToDevice,
     pub media: media::Media,
+    pub keys: keys::Keys,
+    pub key_backup: key_backup::KeyBackup,
     /// Set when the server is stopping, so long polls return at once instead of holding up
     /// the graceful shutdown.
     pub shutting_down: tokio::sync::watch::Sender<bool>,
@@ -84,6 +88,8 @@ impl Services {
             receipts: receipts::Receipts::new(db.clone(), stream.clone()),
             to_device: to_device::ToDevice::new(db.clone(), stream.clone()),
             media: media::Media::new(db.clone(), config.media.clone(), &config.data_dir)?,
+            keys: keys::Keys::new(db.clone(), stream.clone()),
+            key_backup: key_backup::KeyBackup::new(db.clone())?,
             shutting_down: tokio::sync::watch::Sender::new(false),
             stream,
             server_name,

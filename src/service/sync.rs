@@ -94,6 +94,12 @@ pub struct SyncResult {
     pub knocked: BTreeMap<OwnedRoomId, Vec<Value>>,
     pub account_data: Vec<(String, Value)>,
     pub to_device: Vec<Value>,
+    /// `device_lists`: users whose keys changed, users no longer sharing a room.
+    pub device_lists: (Vec<OwnedUserId>, Vec<OwnedUserId>),
+    /// One-time keys left on the syncing device, per algorithm.
+    pub one_time_key_counts: BTreeMap<String, u64>,
+    /// Algorithms with an unused fallback key on the syncing device.
+    pub unused_fallback_key_types: Vec<String>,
 }
 
 impl SyncResult {
@@ -105,6 +111,8 @@ impl SyncResult {
             && self.account_data.is_empty()
             && self.to_device.is_empty()
             && self.presence.is_empty()
+            && self.device_lists.0.is_empty()
+            && self.device_lists.1.is_empty()
     }
 }
 
@@ -223,6 +231,13 @@ impl Services {
         result.to_device = self
             .to_device
             .take(user, &request.device, since_position, upto)?;
+        if since.is_some() {
+            let (changed, left) = self.device_list_changes(user, since_position, upto)?;
+            result.device_lists = (changed.into_iter().collect(), left.into_iter().collect());
+        }
+        result.one_time_key_counts = self.keys.one_time_key_counts(user, &request.device)?;
+        result.unused_fallback_key_types =
+            self.keys.unused_fallback_key_types(user, &request.device)?;
 
         let mut room_account_data: BTreeMap<OwnedRoomId, Vec<(String, Value)>> = BTreeMap::new();
         let global_filter = Lists::from(&request.filter.account_data);

@@ -90,6 +90,23 @@ column_families! {
     MediaThumbnails => "media_thumbnails",
     /// URL → cached link preview and when it was fetched.
     UrlPreviews => "url_previews",
+    /// user id ‖ device id → the device's identity keys (as uploaded, plus signatures).
+    DeviceKeys => "device_keys",
+    /// user id ‖ device id ‖ algorithm ‖ key id → a one-time key not yet claimed.
+    OneTimeKeys => "one_time_keys",
+    /// user id ‖ device id ‖ algorithm → the fallback key and whether it was handed out.
+    FallbackKeys => "fallback_keys",
+    /// user id ‖ kind (master, self_signing, user_signing) → cross-signing key.
+    CrossSigningKeys => "cross_signing_keys",
+    /// signer ‖ target user → signatures of the signer's user-signing key on the target's
+    /// master key (seen only by the signer).
+    CrossSigningSignatures => "cross_signing_signatures",
+    /// user id → stream position of the latest change to their keys.
+    KeyChanges => "key_changes",
+    /// user id ‖ version → backup version (algorithm, auth data, etag).
+    BackupVersions => "backup_versions",
+    /// user id ‖ version ‖ room id ‖ session id → backed-up session data.
+    BackupKeys => "backup_keys",
     /// user id ‖ filter id → the filter definition (JSON).
     Filters => "filters",
     /// room ‖ user ‖ receipt type ‖ thread → event id, time, stream position.

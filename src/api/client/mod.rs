@@ -7,6 +7,8 @@ mod devices;
 mod directory;
 mod discovery;
 mod filter;
+mod key_backup;
+mod keys;
 mod media;
 mod membership;
 pub mod message;
@@ -17,7 +19,7 @@ mod register;
 mod rooms;
 mod session;
 mod state;
-mod sync;
+pub mod sync;
 mod to_device;
 mod typing;
 
@@ -36,6 +38,8 @@ pub fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = context::routes(router);
     let router = directory::routes(router);
     let router = filter::routes(router);
+    let router = keys::routes(router);
+    let router = key_backup::routes(router);
     let router = media::routes(router);
     let router = membership::routes(router);
     let router = message::routes(router);

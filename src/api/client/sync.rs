@@ -143,12 +143,31 @@ async fn sync(
     }
     response.account_data.events = account_data(&result.account_data)?;
     response.to_device.events = raw_list(&result.to_device)?;
+    response.device_lists.changed = result.device_lists.0;
+    response.device_lists.left = result.device_lists.1;
+    response.device_one_time_keys_count = result
+        .one_time_key_counts
+        .into_iter()
+        .map(|(algorithm, count)| {
+            (
+                ruma::OneTimeKeyAlgorithm::from(algorithm.as_str()),
+                UInt::new(count).unwrap_or_default(),
+            )
+        })
+        .collect();
+    response.device_unused_fallback_key_types = Some(
+        result
+            .unused_fallback_key_types
+            .iter()
+            .map(|algorithm| ruma::OneTimeKeyAlgorithm::from(algorithm.as_str()))
+            .collect(),
+    );
     Ok(response)
 }
 
 /// `s<stream>_<typing>_<presence>` from an earlier sync. Shorter forms (`s<stream>`,
 /// `s<stream>_<typing>`) and `t<stream>` pagination tokens are accepted, missing parts as 0.
-fn parse_since(token: &str) -> Result<(u64, u64, u64)> {
+pub fn parse_since(token: &str) -> Result<(u64, u64, u64)> {
     let invalid = || Error::invalid_param(format!("Invalid since token `{token}`"));
     let rest = token
         .strip_prefix('s')
