@@ -44,6 +44,39 @@ pub struct Config {
     pub rate_limits: RateLimitsConfig,
     pub presence: PresenceConfig,
     pub media: MediaConfig,
+    pub user_directory: UserDirectoryConfig,
+    pub turn: TurnConfig,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UserDirectoryConfig {
+    /// Search finds every local user, not only people who share a room with the searcher or
+    /// are in a room published in the directory.
+    pub search_all_local_users: bool,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TurnConfig {
+    /// TURN server URIs handed to clients for VoIP (`turn:turn.example.org:3478?transport=udp`).
+    /// Empty: no TURN server (`/voip/turnServer` answers with no servers).
+    pub uris: Vec<String>,
+    /// The TURN server's shared secret (coturn's `static-auth-secret`): clients get
+    /// time-limited credentials made from it.
+    pub shared_secret: String,
+    /// How long such credentials are valid, in milliseconds.
+    pub user_lifetime_ms: u64,
+}
+
+impl Default for TurnConfig {
+    fn default() -> Self {
+        TurnConfig {
+            uris: Vec::new(),
+            shared_secret: String::new(),
+            user_lifetime_ms: 24 * 60 * 60 * 1000,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -167,6 +200,8 @@ impl Default for Config {
             rate_limits: RateLimitsConfig::default(),
             presence: PresenceConfig::default(),
             media: MediaConfig::default(),
+            user_directory: UserDirectoryConfig::default(),
+            turn: TurnConfig::default(),
         }
     }
 }

@@ -209,6 +209,19 @@ impl Services {
         Ok(())
     }
 
+    /// The ids of the rooms published in the directory.
+    pub fn published_room_ids(&self) -> Result<Vec<OwnedRoomId>> {
+        self.db
+            .table(Cf::PublicRooms)
+            .scan_prefix([])?
+            .into_iter()
+            .map(|(key, _)| {
+                OwnedRoomId::try_from(std::str::from_utf8(&key).map_err(Error::internal)?)
+                    .map_err(Error::internal)
+            })
+            .collect()
+    }
+
     /// The published rooms matching `search` (name, topic or alias), most members first.
     pub fn public_rooms(&self, search: Option<&str>) -> Result<Vec<PublicRoom>> {
         let search = search.map(str::to_lowercase).filter(|s| !s.is_empty());

@@ -14,6 +14,7 @@ pub mod notifications;
 pub mod notifier;
 pub mod password;
 pub mod presence;
+pub mod profile;
 pub mod rate_limit;
 pub mod receipts;
 pub mod registration_tokens;
@@ -25,6 +26,7 @@ pub mod sync;
 pub mod to_device;
 pub mod typing;
 pub mod uiaa;
+pub mod user_directory;
 pub mod users;
 
 use ruma::OwnedServerName;

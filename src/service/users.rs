@@ -27,6 +27,8 @@ pub struct Account {
     pub created_ms: u64,
     #[serde(default)]
     pub displayname: Option<String>,
+    #[serde(default)]
+    pub avatar_url: Option<String>,
 }
 
 pub struct Users {
@@ -170,6 +172,25 @@ impl Users {
             account.password_hash = None;
             if erase {
                 account.displayname = None;
+                account.avatar_url = None;
+            }
+        })
+    }
+
+    /// Changes the display name and/or avatar (`Some(None)` clears one).
+    pub fn set_profile(
+        &self,
+        batch: &mut Batch<'_>,
+        user_id: &UserId,
+        displayname: Option<Option<String>>,
+        avatar_url: Option<Option<String>>,
+    ) -> Result<()> {
+        self.update(batch, user_id, |account| {
+            if let Some(name) = displayname {
+                account.displayname = name;
+            }
+            if let Some(url) = avatar_url {
+                account.avatar_url = url;
             }
         })
     }

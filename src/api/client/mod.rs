@@ -13,6 +13,7 @@ mod media;
 mod membership;
 pub mod message;
 mod presence;
+mod profile;
 mod push_rules;
 mod receipts;
 mod register;
@@ -20,8 +21,11 @@ mod rooms;
 mod session;
 mod state;
 pub mod sync;
+mod thirdparty;
 mod to_device;
 mod typing;
+mod user_directory;
+mod voip;
 
 use axum::Router;
 
@@ -45,6 +49,10 @@ pub fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = message::routes(router);
     let router = state::routes(router);
     let router = presence::routes(router);
+    let router = profile::routes(router);
+    let router = thirdparty::routes(router);
+    let router = user_directory::routes(router);
+    let router = voip::routes(router);
     let router = push_rules::routes(router);
     let router = receipts::routes(router);
     let router = sync::routes(router);

@@ -253,9 +253,13 @@ impl Services {
             membership,
             MembershipState::Join | MembershipState::Invite | MembershipState::Knock
         ) && let Some(account) = self.users.get(user)?
-            && let Some(name) = account.displayname
         {
-            content["displayname"] = json!(name);
+            if let Some(name) = account.displayname {
+                content["displayname"] = json!(name);
+            }
+            if let Some(url) = account.avatar_url {
+                content["avatar_url"] = json!(url);
+            }
         }
         Ok(content)
     }
