@@ -58,6 +58,10 @@ const INLINE_TYPES: &[&str] = &[
     "audio/x-flac",
 ];
 
+/// Bytes read from disk per chunk of a download (the default 4 KiB costs a syscall and a
+/// frame per 4 KiB).
+const STREAM_CHUNK: usize = 64 * 1024;
+
 /// The spec's recommended policy: uploaded HTML or SVG cannot run script on our origin.
 const CSP: &str = "sandbox; default-src 'none'; script-src 'none'; plugin-types application/pdf; \
                    style-src 'unsafe-inline'; media-src 'self'; object-src 'self';";
@@ -423,7 +427,8 @@ async fn serve(content: Content, filename: Option<String>) -> Result<Response> {
         Some(name) => format!("{disposition}; {}", filename_parameter(&name)),
         None => disposition.to_owned(),
     };
-    let mut response = Response::new(Body::from_stream(tokio_util::io::ReaderStream::new(file)));
+    let stream = tokio_util::io::ReaderStream::with_capacity(file, STREAM_CHUNK);
+    let mut response = Response::new(Body::from_stream(stream));
     let headers = response.headers_mut();
     let header_value = |value: &str| {
         HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static("application/octet-stream"))
