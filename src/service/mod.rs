@@ -15,6 +15,7 @@ pub mod notifier;
 pub mod password;
 pub mod presence;
 pub mod profile;
+pub mod push_rules;
 pub mod rate_limit;
 pub mod receipts;
 pub mod registration_tokens;
@@ -58,6 +59,7 @@ pub struct Services {
     pub media: media::Media,
     pub keys: keys::Keys,
     pub key_backup: key_backup::KeyBackup,
+    pub push_rule_edits: push_rules::PushRuleEdits,
     /// Set when the server is stopping, so long polls return at once instead of holding up
     /// the graceful shutdown.
     pub shutting_down: tokio::sync::watch::Sender<bool>,
@@ -92,6 +94,7 @@ impl Services {
             media: media::Media::new(db.clone(), config.media.clone(), &config.data_dir)?,
             keys: keys::Keys::new(db.clone(), stream.clone()),
             key_backup: key_backup::KeyBackup::new(db.clone())?,
+            push_rule_edits: push_rules::PushRuleEdits::default(),
             shutting_down: tokio::sync::watch::Sender::new(false),
             stream,
             server_name,

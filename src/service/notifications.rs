@@ -4,7 +4,7 @@
 
 use ruma::events::AnySyncTimelineEvent;
 use ruma::events::room::member::MembershipState;
-use ruma::push::{PushConditionPowerLevelsCtx, PushConditionRoomCtx, Ruleset};
+use ruma::push::{PushConditionPowerLevelsCtx, PushConditionRoomCtx};
 use ruma::serde::Raw;
 use ruma::{RoomId, UInt, UserId};
 use serde_json::Value;
@@ -71,9 +71,11 @@ impl Services {
             .and_then(|s| s.as_str())
             .unwrap_or_default()
             .to_owned();
-        // With the default rules (the only ones until rules can be edited), member events notify
-        // nobody but an invitee (`.m.rule.invite_for_me`; `.m.rule.member_event` silences the
-        // rest), so a join costs one lookup, not one evaluation per member.
+        // Under the default rules member events notify nobody but an invitee
+        // (`.m.rule.invite_for_me`; `.m.rule.member_event` silences the rest), so a join costs
+        // one lookup, not one evaluation per member. Users who re-enable member-event
+        // notifications in their own rules are not notified of joins and leaves (a known gap:
+        // evaluating every member would make joins cost as much as the room is large).
         let invitee = if pdu.kind_is("m.room.member") {
             if pdu.content().get("membership").and_then(Value::as_str) != Some("invite") {
                 return Ok(());
@@ -118,7 +120,7 @@ impl Services {
                 display_name,
             );
             context.power_levels = Some(power.clone());
-            let rules = Ruleset::server_default(&user);
+            let rules = self.push_rules(&user)?;
             let actions = rules.get_actions(&event, &context).await;
             if actions.iter().any(|action| action.should_notify()) {
                 let highlight = actions.iter().any(|action| action.is_highlight());
