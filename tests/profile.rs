@@ -232,3 +232,127 @@ async fn turn_servers_and_third_party_protocols() {
     let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
     assert_eq!(turn["password"], expected);
 }
+
+#[tokio::test]
+async fn reports_of_events_rooms_and_users_are_kept_for_admins() {
+    let server = TestServer::start().await;
+    let (_, alice, _) = server.register("alice", "pw-alice-1").await;
+    let (bob_id, bob, _) = server.register("bob", "pw-bob-123").await;
+    let (_, mallory, _) = server.register("mallory", "pw-mallory1").await;
+    let (_, created) = server
+        .post(
+            &format!("{V3}/createRoom"),
+            Some(&alice),
+            json!({"preset": "public_chat"}),
+        )
+        .await;
+    let room = created["room_id"].as_str().expect("room").to_owned();
+    server
+        .post(&format!("{V3}/join/{room}"), Some(&bob), json!({}))
+        .await;
+    let (_, sent) = server
+        .put(
+            &format!("{V3}/rooms/{room}/send/m.room.message/r1"),
+            Some(&bob),
+            json!({"msgtype": "m.text", "body": "spam"}),
+        )
+        .await;
+    let event = sent["event_id"].as_str().expect("event").to_owned();
+
+    let path = format!("{V3}/rooms/{room}/report/{event}");
+    assert_eq!(
+        server
+            .post(
+                &path,
+                Some(&alice),
+                json!({"reason": "spam", "score": -100})
+            )
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        server
+            .post(
+                &format!("{V3}/rooms/{room}/report"),
+                Some(&alice),
+                json!({"reason": "a spam room"})
+            )
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        server
+            .post(
+                &format!("{V3}/users/{bob_id}/report"),
+                Some(&alice),
+                json!({"reason": "spammer"})
+            )
+            .await
+            .0,
+        200
+    );
+    // Someone who cannot see the event cannot report it (and learns nothing about it).
+    let (_, private) = server
+        .post(&format!("{V3}/createRoom"), Some(&bob), json!({}))
+        .await;
+    let private = private["room_id"].as_str().expect("room").to_owned();
+    let (_, hidden) = server
+        .put(
+            &format!("{V3}/rooms/{private}/send/m.room.message/r2"),
+            Some(&bob),
+            json!({"msgtype": "m.text", "body": "x"}),
+        )
+        .await;
+    let hidden = hidden["event_id"].as_str().expect("event").to_owned();
+    let path = format!("{V3}/rooms/{private}/report/{hidden}");
+    assert_error(
+        &server
+            .post(&path, Some(&mallory), json!({"reason": "?"}))
+            .await,
+        404,
+        "M_NOT_FOUND",
+    );
+    assert_error(
+        &server
+            .post(
+                &format!("{V3}/users/@nobody:test.local/report"),
+                Some(&alice),
+                json!({"reason": "?"}),
+            )
+            .await,
+        404,
+        "M_NOT_FOUND",
+    );
+    assert_error(
+        &server
+            .post(
+                &format!("{V3}/rooms/{room}/report"),
+                None,
+                json!({"reason": "?"}),
+            )
+            .await,
+        401,
+        "M_MISSING_TOKEN",
+    );
+
+    let reports = server
+        .server
+        .as_ref()
+        .expect("running")
+        .services
+        .reports
+        .all()
+        .expect("reports");
+    assert_eq!(reports.len(), 3);
+    assert_eq!(
+        reports[0].1.event_id.as_ref().map(|e| e.as_str()),
+        Some(event.as_str())
+    );
+    assert_eq!(reports[0].1.reason.as_deref(), Some("spam"));
+    assert_eq!(
+        reports[2].1.user_id.as_ref().map(|u| u.as_str()),
+        Some(bob_id.as_str())
+    );
+}

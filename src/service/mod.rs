@@ -19,6 +19,7 @@ pub mod push_rules;
 pub mod rate_limit;
 pub mod receipts;
 pub mod registration_tokens;
+pub mod reports;
 pub mod rooms;
 pub mod shared_secret;
 pub mod signing_key;
@@ -60,6 +61,7 @@ pub struct Services {
     pub keys: keys::Keys,
     pub key_backup: key_backup::KeyBackup,
     pub push_rule_edits: push_rules::PushRuleEdits,
+    pub reports: reports::Reports,
     /// Set when the server is stopping, so long polls return at once instead of holding up
     /// the graceful shutdown.
     pub shutting_down: tokio::sync::watch::Sender<bool>,
@@ -95,6 +97,7 @@ impl Services {
             keys: keys::Keys::new(db.clone(), stream.clone()),
             key_backup: key_backup::KeyBackup::new(db.clone())?,
             push_rule_edits: push_rules::PushRuleEdits::default(),
+            reports: reports::Reports::new(db.clone())?,
             shutting_down: tokio::sync::watch::Sender::new(false),
             stream,
             server_name,

@@ -103,6 +103,8 @@ column_families! {
     CrossSigningSignatures => "cross_signing_signatures",
     /// user id → stream position of the latest change to their keys.
     KeyChanges => "key_changes",
+    /// report id → an abuse report (reporter, room, event or user, reason).
+    Reports => "reports",
     /// user id ‖ version → backup version (algorithm, auth data, etag).
     BackupVersions => "backup_versions",
     /// user id ‖ version ‖ room id ‖ session id → backed-up session data.
