@@ -178,3 +178,85 @@ async fn push_rule_crud_and_its_effect_on_unread_counts() {
         "M_MISSING_TOKEN",
     );
 }
+
+#[tokio::test]
+async fn notifications_list_what_notified_newest_first() {
+    let server = TestServer::start().await;
+    let (_, alice, _) = server.register("alice", "pw-alice-1").await;
+    let (bob_id, bob, _) = server.register("bob", "pw-bob-123").await;
+    let (_, created) = server
+        .post(
+            &format!("{V3}/createRoom"),
+            Some(&alice),
+            json!({"preset": "public_chat"}),
+        )
+        .await;
+    let room = created["room_id"].as_str().expect("room").to_owned();
+    server
+        .post(&format!("{V3}/join/{room}"), Some(&bob), json!({}))
+        .await;
+    let mut last = String::new();
+    for n in 0..5 {
+        let mut content = json!({"msgtype": "m.text", "body": format!("message {n}")});
+        if n == 2 {
+            content["m.mentions"] = json!({"user_ids": [bob_id]});
+        }
+        let path = format!("{V3}/rooms/{room}/send/m.room.message/n{n}");
+        last = server.put(&path, Some(&alice), content).await.1["event_id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+    }
+    let (status, page) = server
+        .get(&format!("{V3}/notifications?limit=3"), Some(&bob))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let bodies = |page: &serde_json::Value| -> Vec<String> {
+        page["notifications"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|n| {
+                n["event"]["content"]["body"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect()
+    };
+    assert_eq!(bodies(&page), ["message 4", "message 3", "message 2"]);
+    assert_eq!(page["notifications"][0]["room_id"], room.as_str());
+    assert_eq!(page["notifications"][0]["read"], false);
+    let next = page["next_token"].as_str().expect("more").to_owned();
+    let (_, rest) = server
+        .get(
+            &format!("{V3}/notifications?limit=3&from={next}"),
+            Some(&bob),
+        )
+        .await;
+    assert_eq!(bodies(&rest), ["message 1", "message 0"]);
+    assert!(rest.get("next_token").is_none());
+    let (_, highlights) = server
+        .get(&format!("{V3}/notifications?only=highlight"), Some(&bob))
+        .await;
+    assert_eq!(bodies(&highlights), ["message 2"]);
+    // After a read receipt they show as read.
+    server
+        .post(
+            &format!("{V3}/rooms/{room}/receipt/m.read/{last}"),
+            Some(&bob),
+            json!({}),
+        )
+        .await;
+    let (_, page) = server
+        .get(&format!("{V3}/notifications?limit=1"), Some(&bob))
+        .await;
+    assert_eq!(page["notifications"][0]["read"], true);
+    assert_error(
+        &server
+            .get(&format!("{V3}/notifications?from=abc"), Some(&bob))
+            .await,
+        400,
+        "M_INVALID_PARAM",
+    );
+}

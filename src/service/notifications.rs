@@ -148,19 +148,7 @@ impl Services {
         room_id: &RoomId,
         per_thread: bool,
     ) -> Result<Unread> {
-        let mut unthreaded = 0;
-        let mut read: HashMap<String, u64> = HashMap::new();
-        for (thread, event_id) in self.receipts.own(room_id, user)? {
-            let Some(position) = self.rooms.pdu(&event_id)?.map(|pdu| pdu.position) else {
-                continue;
-            };
-            if thread.is_empty() {
-                unthreaded = unthreaded.max(position);
-            } else {
-                let entry = read.entry(thread).or_default();
-                *entry = (*entry).max(position);
-            }
-        }
+        let (unthreaded, read) = self.read_positions(user, room_id)?;
         let prefix = key(user, room_id);
         let table = self.db.table(Cf::PushActions);
         let mut unread = Unread::default();
@@ -194,6 +182,93 @@ impl Services {
             counts.1 += u64::from(highlight == 1);
         }
         Ok(unread)
+    }
+}
+
+impl Services {
+    /// Where the user's receipts in a room are: the unthreaded one, and per thread (`main`
+    /// for the timeline outside threads).
+    fn read_positions(
+        &self,
+        user: &UserId,
+        room_id: &RoomId,
+    ) -> Result<(u64, HashMap<String, u64>)> {
+        let mut unthreaded = 0;
+        let mut read: HashMap<String, u64> = HashMap::new();
+        for (thread, event_id) in self.receipts.own(room_id, user)? {
+            let Some(position) = self.rooms.pdu(&event_id)?.map(|pdu| pdu.position) else {
+                continue;
+            };
+            if thread.is_empty() {
+                unthreaded = unthreaded.max(position);
+            } else {
+                let entry = read.entry(thread).or_default();
+                *entry = (*entry).max(position);
+            }
+        }
+        Ok((unthreaded, read))
+    }
+
+    /// `/notifications`: the events that notified `user`, newest first, before stream position
+    /// `from`; `(room, event, highlight, read)` and the token for the next page.
+    pub fn notifications(
+        &self,
+        user: &UserId,
+        from: Option<u64>,
+        limit: usize,
+        only_highlight: bool,
+    ) -> Result<(Vec<(ruma::OwnedRoomId, StoredPdu, bool, bool)>, Option<u64>)> {
+        let prefix = Key::new().str(user.as_str());
+        let mut entries = Vec::new();
+        for (key, value) in self.db.table(Cf::PushActions).scan_prefix(&prefix)? {
+            let mut reader = KeyReader::new(&key[prefix.as_ref().len()..]);
+            let (Some(room), Some(position)) = (reader.str(), reader.u64()) else {
+                continue;
+            };
+            let highlight = value.first() == Some(&1);
+            if from.is_some_and(|from| position >= from) || (only_highlight && !highlight) {
+                continue;
+            }
+            let thread = std::str::from_utf8(value.get(1..).unwrap_or_default())
+                .unwrap_or_default()
+                .to_owned();
+            entries.push((position, room.to_owned(), highlight, thread));
+        }
+        entries.sort_by(|a, b| b.0.cmp(&a.0));
+        let next = (entries.len() > limit).then(|| entries[limit - 1].0);
+        entries.truncate(limit);
+        let mut read_cache: HashMap<String, (u64, HashMap<String, u64>)> = HashMap::new();
+        let mut found = Vec::new();
+        for (position, room, highlight, thread) in entries {
+            let room_id = ruma::OwnedRoomId::try_from(room.as_str()).map_err(Error::internal)?;
+            let Some(record) = self.rooms.room(&room_id)? else {
+                continue;
+            };
+            let Some(pdu) = self
+                .rooms
+                .timeline(&record, Some(position), false, 1)?
+                .into_iter()
+                .find(|pdu| pdu.position == position)
+            else {
+                continue;
+            };
+            if !read_cache.contains_key(&room) {
+                read_cache.insert(room.clone(), self.read_positions(user, &room_id)?);
+            }
+            let (unthreaded, threads) = &read_cache[&room];
+            let thread_key = if thread.is_empty() {
+                "main"
+            } else {
+                thread.as_str()
+            };
+            let read_up_to = threads
+                .get(thread_key)
+                .copied()
+                .unwrap_or(0)
+                .max(*unthreaded);
+            found.push((room_id, pdu, highlight, position <= read_up_to));
+        }
+        Ok((found, next))
     }
 }
 

@@ -12,6 +12,7 @@ mod keys;
 mod media;
 mod membership;
 pub mod message;
+mod notifications;
 mod presence;
 mod profile;
 mod push_rules;
@@ -49,6 +50,7 @@ pub fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = membership::routes(router);
     let router = message::routes(router);
     let router = state::routes(router);
+    let router = notifications::routes(router);
     let router = presence::routes(router);
     let router = profile::routes(router);
     let router = thirdparty::routes(router);
