@@ -210,14 +210,14 @@ impl Services {
     }
 
     /// `/notifications`: the events that notified `user`, newest first, before stream position
-    /// `from`; `(room, event, highlight, read)` and the token for the next page.
+    /// `from`, and the token for the next page.
     pub fn notifications(
         &self,
         user: &UserId,
         from: Option<u64>,
         limit: usize,
         only_highlight: bool,
-    ) -> Result<(Vec<(ruma::OwnedRoomId, StoredPdu, bool, bool)>, Option<u64>)> {
+    ) -> Result<(Vec<Notified>, Option<u64>)> {
         let prefix = Key::new().str(user.as_str());
         let mut entries = Vec::new();
         for (key, value) in self.db.table(Cf::PushActions).scan_prefix(&prefix)? {
@@ -234,7 +234,7 @@ impl Services {
                 .to_owned();
             entries.push((position, room.to_owned(), highlight, thread));
         }
-        entries.sort_by(|a, b| b.0.cmp(&a.0));
+        entries.sort_by_key(|entry| std::cmp::Reverse(entry.0));
         let next = (entries.len() > limit).then(|| entries[limit - 1].0);
         entries.truncate(limit);
         let mut read_cache: HashMap<String, (u64, HashMap<String, u64>)> = HashMap::new();
@@ -266,10 +266,24 @@ impl Services {
                 .copied()
                 .unwrap_or(0)
                 .max(*unthreaded);
-            found.push((room_id, pdu, highlight, position <= read_up_to));
+            found.push(Notified {
+                room_id,
+                pdu,
+                highlight,
+                read: position <= read_up_to,
+            });
         }
         Ok((found, next))
     }
+}
+
+/// An event that notified a user.
+pub struct Notified {
+    pub room_id: ruma::OwnedRoomId,
+    pub pdu: StoredPdu,
+    pub highlight: bool,
+    /// At or before the user's read receipt.
+    pub read: bool,
 }
 
 /// Unread `(notification_count, highlight_count)` of a room, and per thread when asked for.

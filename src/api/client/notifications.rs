@@ -41,7 +41,13 @@ async fn notifications(
     let only_highlight = body.only.as_deref() == Some("highlight");
     let (found, next) = services.notifications(user, from, limit, only_highlight)?;
     let mut list = Vec::with_capacity(found.len());
-    for (room_id, pdu, highlight, read) in found {
+    for crate::service::notifications::Notified {
+        room_id,
+        pdu,
+        highlight,
+        read,
+    } in found
+    {
         // The stored outcome is "notify" with or without a highlight.
         let mut actions = vec![Action::Notify];
         if highlight {
