@@ -19,6 +19,7 @@ pub mod push_rules;
 pub mod rate_limit;
 pub mod receipts;
 pub mod registration_tokens;
+pub mod relations;
 pub mod reports;
 pub mod rooms;
 pub mod shared_secret;

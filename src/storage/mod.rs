@@ -103,6 +103,11 @@ column_families! {
     CrossSigningSignatures => "cross_signing_signatures",
     /// user id → stream position of the latest change to their keys.
     KeyChanges => "key_changes",
+    /// parent event id ‖ rel_type ‖ stream position → short room id: events relating to an
+    /// event (replies in threads, edits, reactions, references).
+    Relations => "relations",
+    /// short room id ‖ thread root id → stream position of the thread's latest event.
+    Threads => "threads",
     /// report id → an abuse report (reporter, room, event or user, reason).
     Reports => "reports",
     /// user id ‖ version → backup version (algorithm, auth data, etag).

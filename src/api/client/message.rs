@@ -66,8 +66,9 @@ async fn send_once(
     if let Some(event_id) = services.rooms.transaction_event(sender, &transaction)? {
         return Ok(event_id);
     }
-    services.rooms.existing_room(room_id)?;
+    let room = services.rooms.existing_room(room_id)?;
     services.rooms.require_joined(room_id, sender)?;
+    services.check_relation(&room, sender, &new.kind.to_string(), &new.content)?;
     // `append` checks the transaction id again under the room's lock, so two racing retries
     // still make one event.
     services
@@ -247,7 +248,8 @@ async fn messages(
     Ok(response)
 }
 
-/// The client form of an event, with `prev_content` for state events that replaced others.
+/// The client form of an event, with `prev_content` for state events that replaced others and
+/// the aggregations of events relating to it (`unsigned.m.relations`).
 pub fn client_event(
     services: &Services,
     room_id: &RoomId,
@@ -258,8 +260,11 @@ pub fn client_event(
         Some(previous) => services.rooms.pdu(previous)?.map(|p| p.content()),
         None => None,
     };
-    serde_json::value::to_raw_value(&pdu.client_event(room_id, Some(viewer), prev_content))
-        .map_err(Error::internal)
+    let mut event = pdu.client_event(room_id, Some(viewer), prev_content);
+    if let Some(bundle) = services.bundled_relations(room_id, pdu, Some(viewer))? {
+        event["unsigned"]["m.relations"] = bundle;
+    }
+    serde_json::value::to_raw_value(&event).map_err(Error::internal)
 }
 
 /// Pagination tokens are `t<position>`; sync tokens (`s<position>`) are accepted too.

@@ -18,6 +18,7 @@ mod profile;
 mod push_rules;
 mod receipts;
 mod register;
+mod relations;
 mod reports;
 mod rooms;
 mod session;
@@ -58,6 +59,7 @@ pub fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = voip::routes(router);
     let router = push_rules::routes(router);
     let router = receipts::routes(router);
+    let router = relations::routes(router);
     let router = reports::routes(router);
     let router = sync::routes(router);
     let router = to_device::routes(router);

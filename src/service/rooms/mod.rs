@@ -428,6 +428,21 @@ impl Rooms {
                 &record,
             )?;
         }
+        if let Some((rel_type, parent)) = crate::service::relations::relation_of(&stored.content())
+        {
+            batch.put(
+                Cf::Relations,
+                Key::new().str(&parent).str(&rel_type).u64(position),
+                room.short.to_be_bytes(),
+            );
+            if rel_type == "m.thread" {
+                batch.put(
+                    Cf::Threads,
+                    Key::new().u64(room.short).bytes(parent.as_bytes()),
+                    position.to_be_bytes(),
+                );
+            }
+        }
         if let Some(transaction) = &transaction {
             batch.put(
                 Cf::TxnIds,
@@ -654,6 +669,14 @@ impl Rooms {
             .into_iter()
             .map(|(_, value)| serde_json::from_slice(&value).map_err(Error::internal))
             .collect()
+    }
+
+    /// The event at a stream position of a room (by the room's short id).
+    pub fn pdu_at(&self, room_short: u64, position: u64) -> Result<Option<StoredPdu>> {
+        Ok(self
+            .db
+            .table(Cf::Pdus)
+            .get_json(Key::new().u64(room_short).u64(position))?)
     }
 
     /// Marks `target` redacted by `redaction`: its stored content is stripped per the room
