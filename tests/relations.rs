@@ -256,3 +256,102 @@ async fn the_relations_endpoint_filters_and_paginates() {
         "M_NOT_FOUND",
     );
 }
+
+#[tokio::test]
+async fn space_hierarchies() {
+    let server = TestServer::start().await;
+    let (_, alice, _) = server.register("alice", "pw-alice-1").await;
+    let (_, bob, _) = server.register("bob", "pw-bob-123").await;
+    let create = |body: Value| {
+        let (server, alice) = (&server, &alice);
+        async move {
+            let (_, created) = server
+                .post(&format!("{V3}/createRoom"), Some(alice), body)
+                .await;
+            created["room_id"].as_str().expect("room").to_owned()
+        }
+    };
+    let space = create(
+        json!({"preset": "public_chat", "name": "Space", "creation_content": {"type": "m.space"}}),
+    )
+    .await;
+    let lobby = create(json!({"preset": "public_chat", "name": "Lobby"})).await;
+    let secret = create(json!({"preset": "private_chat", "name": "Secret"})).await;
+    let sub = create(
+        json!({"preset": "public_chat", "name": "Sub", "creation_content": {"type": "m.space"}}),
+    )
+    .await;
+    let deep = create(json!({"preset": "public_chat", "name": "Deep"})).await;
+    let link = |parent: String, child: String, suggested: bool| {
+        let (server, alice) = (&server, &alice);
+        async move {
+            let path = format!("{V3}/rooms/{parent}/state/m.space.child/{child}");
+            let content = json!({"via": ["test.local"], "suggested": suggested});
+            assert_eq!(server.put(&path, Some(alice), content).await.0, 200);
+        }
+    };
+    link(space.clone(), lobby.clone(), true).await;
+    link(space.clone(), secret.clone(), false).await;
+    link(space.clone(), sub.clone(), false).await;
+    link(sub.clone(), deep.clone(), false).await;
+
+    let names = |page: &Value| -> Vec<String> {
+        page["rooms"]
+            .as_array()
+            .expect("rooms")
+            .iter()
+            .map(|r| r["name"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let base = format!("{V1}/rooms/{space}/hierarchy");
+    let (status, page) = server.get(&base, Some(&bob)).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(
+        names(&page),
+        ["Space", "Lobby", "Sub", "Deep"],
+        "the private room is left out"
+    );
+    assert_eq!(page["rooms"][0]["room_type"], "m.space");
+    assert_eq!(
+        page["rooms"][0]["children_state"].as_array().map(Vec::len),
+        Some(3)
+    );
+    assert_eq!(page["rooms"][1]["num_joined_members"], 1);
+    // Alice is in the private room, so she sees it.
+    assert!(names(&server.get(&base, Some(&alice)).await.1).contains(&"Secret".to_owned()));
+    let (_, suggested) = server
+        .get(&format!("{base}?suggested_only=true"), Some(&bob))
+        .await;
+    assert_eq!(names(&suggested), ["Space", "Lobby"]);
+    let (_, shallow) = server.get(&format!("{base}?max_depth=1"), Some(&bob)).await;
+    assert_eq!(names(&shallow), ["Space", "Lobby", "Sub"]);
+    let (_, first) = server.get(&format!("{base}?limit=2"), Some(&bob)).await;
+    assert_eq!(names(&first), ["Space", "Lobby"]);
+    let next = first["next_batch"].as_str().expect("next");
+    let (_, rest) = server
+        .get(&format!("{base}?limit=2&from={next}"), Some(&bob))
+        .await;
+    assert_eq!(names(&rest), ["Sub", "Deep"]);
+    assert_error(
+        &server
+            .get(&format!("{V1}/rooms/{secret}/hierarchy"), Some(&bob))
+            .await,
+        403,
+        "M_FORBIDDEN",
+    );
+    assert_error(
+        &server
+            .get(
+                &format!("{V1}/rooms/!nosuch:test.local/hierarchy"),
+                Some(&bob),
+            )
+            .await,
+        404,
+        "M_NOT_FOUND",
+    );
+    assert_error(
+        &server.get(&format!("{base}?from=x"), Some(&bob)).await,
+        400,
+        "M_INVALID_PARAM",
+    );
+}

@@ -226,53 +226,9 @@ impl Services {
     pub fn public_rooms(&self, search: Option<&str>) -> Result<Vec<PublicRoom>> {
         let search = search.map(str::to_lowercase).filter(|s| !s.is_empty());
         let mut rooms = Vec::new();
-        for (key, _) in self.db.table(Cf::PublicRooms).scan_prefix([])? {
-            let room_id =
-                OwnedRoomId::try_from(std::str::from_utf8(&key).map_err(Error::internal)?)
-                    .map_err(Error::internal)?;
-            let Some(room) = self.rooms.room(&room_id)? else {
+        for room_id in self.published_room_ids()? {
+            let Some(entry) = self.room_summary(room_id)? else {
                 continue;
-            };
-            let text = |kind: StateEventType, field: &str| -> Result<Option<String>> {
-                Ok(self
-                    .rooms
-                    .state_event_at(room.snapshot, &kind, "")?
-                    .and_then(|pdu| {
-                        pdu.content()
-                            .get(field)
-                            .and_then(Value::as_str)
-                            .map(str::to_owned)
-                    }))
-            };
-            let entry = PublicRoom {
-                name: text(StateEventType::RoomName, "name")?,
-                topic: text(StateEventType::RoomTopic, "topic")?,
-                canonical_alias: text(StateEventType::RoomCanonicalAlias, "alias")?
-                    .and_then(|a| OwnedRoomAliasId::try_from(a).ok()),
-                avatar_url: text(StateEventType::RoomAvatar, "url")?,
-                joined_members: self
-                    .rooms
-                    .members_of(&room_id)?
-                    .iter()
-                    .filter(|(_, m)| m.membership == MembershipState::Join)
-                    .count() as u64,
-                world_readable: text(StateEventType::RoomHistoryVisibility, "history_visibility")?
-                    .as_deref()
-                    == Some("world_readable"),
-                guest_can_join: text(StateEventType::RoomGuestAccess, "guest_access")?.as_deref()
-                    == Some("can_join"),
-                join_rule: text(StateEventType::RoomJoinRules, "join_rule")?
-                    .unwrap_or_else(|| "invite".into()),
-                room_type: self
-                    .rooms
-                    .state_event_at(room.snapshot, &StateEventType::RoomCreate, "")?
-                    .and_then(|pdu| {
-                        pdu.content()
-                            .get("type")
-                            .and_then(Value::as_str)
-                            .map(str::to_owned)
-                    }),
-                room_id,
             };
             let matches = search.as_ref().is_none_or(|term| {
                 [&entry.name, &entry.topic].iter().any(|field| {
@@ -294,5 +250,54 @@ impl Services {
                 .then_with(|| a.room_id.cmp(&b.room_id))
         });
         Ok(rooms)
+    }
+
+    /// What the directory and space hierarchies show of a room: name, topic, alias, avatar,
+    /// member count, join rule, whether it is world-readable, its type.
+    pub fn room_summary(&self, room_id: OwnedRoomId) -> Result<Option<PublicRoom>> {
+        let Some(room) = self.rooms.room(&room_id)? else {
+            return Ok(None);
+        };
+        let text = |kind: StateEventType, field: &str| -> Result<Option<String>> {
+            Ok(self
+                .rooms
+                .state_event_at(room.snapshot, &kind, "")?
+                .and_then(|pdu| {
+                    pdu.content()
+                        .get(field)
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                }))
+        };
+        Ok(Some(PublicRoom {
+            name: text(StateEventType::RoomName, "name")?,
+            topic: text(StateEventType::RoomTopic, "topic")?,
+            canonical_alias: text(StateEventType::RoomCanonicalAlias, "alias")?
+                .and_then(|a| OwnedRoomAliasId::try_from(a).ok()),
+            avatar_url: text(StateEventType::RoomAvatar, "url")?,
+            joined_members: self
+                .rooms
+                .members_of(&room_id)?
+                .iter()
+                .filter(|(_, m)| m.membership == MembershipState::Join)
+                .count() as u64,
+            world_readable: text(StateEventType::RoomHistoryVisibility, "history_visibility")?
+                .as_deref()
+                == Some("world_readable"),
+            guest_can_join: text(StateEventType::RoomGuestAccess, "guest_access")?.as_deref()
+                == Some("can_join"),
+            join_rule: text(StateEventType::RoomJoinRules, "join_rule")?
+                .unwrap_or_else(|| "invite".into()),
+            room_type: self
+                .rooms
+                .state_event_at(room.snapshot, &StateEventType::RoomCreate, "")?
+                .and_then(|pdu| {
+                    pdu.content()
+                        .get("type")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                }),
+            room_id,
+        }))
     }
 }

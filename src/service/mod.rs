@@ -24,6 +24,7 @@ pub mod reports;
 pub mod rooms;
 pub mod shared_secret;
 pub mod signing_key;
+pub mod spaces;
 pub mod stream;
 pub mod sync;
 pub mod to_device;

@@ -22,6 +22,7 @@ mod relations;
 mod reports;
 mod rooms;
 mod session;
+mod spaces;
 mod state;
 pub mod sync;
 mod thirdparty;
@@ -50,6 +51,7 @@ pub fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = media::routes(router);
     let router = membership::routes(router);
     let router = message::routes(router);
+    let router = spaces::routes(router);
     let router = state::routes(router);
     let router = notifications::routes(router);
     let router = presence::routes(router);
