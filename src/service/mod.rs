@@ -12,6 +12,7 @@ pub mod keys;
 pub mod media;
 pub mod notifications;
 pub mod notifier;
+pub mod outbound;
 pub mod password;
 pub mod presence;
 pub mod profile;
