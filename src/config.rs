@@ -46,6 +46,26 @@ pub struct Config {
     pub media: MediaConfig,
     pub user_directory: UserDirectoryConfig,
     pub turn: TurnConfig,
+    pub push: PushConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PushConfig {
+    /// Networks (CIDR) push gateways may be reached on although not public (a Sygnal on the
+    /// same host: `127.0.0.1/32`). Empty: public addresses only.
+    pub allowed_networks: Vec<String>,
+    /// How long one request to a push gateway may take, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        PushConfig {
+            allowed_networks: Vec::new(),
+            timeout_ms: 10_000,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -202,6 +222,7 @@ impl Default for Config {
             media: MediaConfig::default(),
             user_directory: UserDirectoryConfig::default(),
             turn: TurnConfig::default(),
+            push: PushConfig::default(),
         }
     }
 }
@@ -328,12 +349,20 @@ impl Config {
                 format!("`{}` is not an address such as 127.0.0.1:8008", self.listen),
             ));
         }
-        for network in &self.media.url_preview.allowed_networks {
-            if network.parse::<ipnet::IpNet>().is_err() {
-                return Err(invalid(
-                    "media.url_preview.allowed_networks",
-                    format!("`{network}` is not a network such as 10.0.0.0/8"),
-                ));
+        for (key, networks) in [
+            (
+                "media.url_preview.allowed_networks",
+                &self.media.url_preview.allowed_networks,
+            ),
+            ("push.allowed_networks", &self.push.allowed_networks),
+        ] {
+            for network in networks {
+                if network.parse::<ipnet::IpNet>().is_err() {
+                    return Err(invalid(
+                        key,
+                        format!("`{network}` is not a network such as 10.0.0.0/8"),
+                    ));
+                }
             }
         }
         let url = &self.public_base_url;

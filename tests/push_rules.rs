@@ -260,3 +260,201 @@ async fn notifications_list_what_notified_newest_first() {
         "M_INVALID_PARAM",
     );
 }
+
+/// A push gateway on loopback that records what it is sent. It fails its first request (so the
+/// server must retry) and rejects the pushkey `reject-me`.
+async fn start_gateway() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+) {
+    use axum::Json;
+    use axum::http::StatusCode;
+    use axum::routing::post;
+    use std::sync::{Arc, Mutex};
+    let seen: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let recorded = seen.clone();
+    let app = axum::Router::new().route(
+        "/_matrix/push/v1/notify",
+        post(move |Json(body): Json<serde_json::Value>| {
+            let (recorded, calls) = (recorded.clone(), calls.clone());
+            async move {
+                if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                    return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({})));
+                }
+                let pushkey = body["notification"]["devices"][0]["pushkey"].clone();
+                recorded.lock().expect("lock").push(body);
+                if pushkey == "reject-me" {
+                    return (StatusCode::OK, Json(json!({"rejected": ["reject-me"]})));
+                }
+                (StatusCode::OK, Json(json!({"rejected": []})))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!(
+        "http://{}/_matrix/push/v1/notify",
+        listener.local_addr().expect("addr")
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+fn pusher(url: &str, pushkey: &str) -> serde_json::Value {
+    json!({"kind": "http", "app_id": "org.example.app", "pushkey": pushkey,
+           "app_display_name": "Example", "device_display_name": "Phone", "lang": "en",
+           "data": {"url": url, "custom": 1}})
+}
+
+#[tokio::test]
+async fn pushers_get_notifications_with_retries_and_rejected_keys_are_removed() {
+    let (url, seen) = start_gateway().await;
+    let server =
+        TestServer::start_with(|config| config.push.allowed_networks = vec!["127.0.0.1/32".into()])
+            .await;
+    let (_, alice, _) = server.register("alice", "pw-alice-1").await;
+    let (_, bob, _) = server.register("bob", "pw-bob-123").await;
+    for key in ["phone-key", "reject-me"] {
+        assert_eq!(
+            server
+                .post(&format!("{V3}/pushers/set"), Some(&bob), pusher(&url, key))
+                .await
+                .0,
+            200
+        );
+    }
+    let (_, list) = server.get(&format!("{V3}/pushers"), Some(&bob)).await;
+    assert_eq!(list["pushers"].as_array().map(Vec::len), Some(2), "{list}");
+
+    let (_, created) = server
+        .post(
+            &format!("{V3}/createRoom"),
+            Some(&alice),
+            json!({"preset": "public_chat"}),
+        )
+        .await;
+    let room = created["room_id"].as_str().expect("room").to_owned();
+    server
+        .post(&format!("{V3}/join/{room}"), Some(&bob), json!({}))
+        .await;
+    let path = format!("{V3}/rooms/{room}/send/m.room.message/x1");
+    let (_, sent) = server
+        .put(
+            &path,
+            Some(&alice),
+            json!({"msgtype": "m.text", "body": "wake up"}),
+        )
+        .await;
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let delivered = loop {
+        let got = seen.lock().expect("lock").clone();
+        if got
+            .iter()
+            .filter(|n| n["notification"]["event_id"] == sent["event_id"])
+            .count()
+            == 2
+        {
+            break got;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not delivered: {got:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let to_phone = delivered
+        .iter()
+        .find(|n| n["notification"]["devices"][0]["pushkey"] == "phone-key")
+        .expect("phone notified");
+    let notification = &to_phone["notification"];
+    assert_eq!(notification["room_id"], room.as_str());
+    assert_eq!(notification["content"]["body"], "wake up");
+    assert_eq!(notification["counts"]["unread"], 1);
+    assert_eq!(
+        notification["devices"][0]["data"],
+        json!({"custom": 1}),
+        "the url is not sent"
+    );
+    // The rejected pushkey's pusher is gone.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (_, list) = server.get(&format!("{V3}/pushers"), Some(&bob)).await;
+        if list["pushers"].as_array().map(Vec::len) == Some(1) {
+            assert_eq!(list["pushers"][0]["pushkey"], "phone-key");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{list}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Deleting with `kind: null`; a bad url is refused.
+    let delete = json!({"kind": null, "app_id": "org.example.app", "pushkey": "phone-key"});
+    assert_eq!(
+        server
+            .post(&format!("{V3}/pushers/set"), Some(&bob), delete)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        server.get(&format!("{V3}/pushers"), Some(&bob)).await.1["pushers"],
+        json!([])
+    );
+    assert_error(
+        &server
+            .post(
+                &format!("{V3}/pushers/set"),
+                Some(&bob),
+                pusher("ftp://x/y", "k"),
+            )
+            .await,
+        400,
+        "M_INVALID_PARAM",
+    );
+    assert_error(
+        &server.get(&format!("{V3}/pushers"), None).await,
+        401,
+        "M_MISSING_TOKEN",
+    );
+}
+
+#[tokio::test]
+async fn push_gateways_on_private_addresses_are_not_contacted_by_default() {
+    let (url, seen) = start_gateway().await;
+    let server = TestServer::start().await;
+    let (_, alice, _) = server.register("alice", "pw-alice-1").await;
+    let (_, bob, _) = server.register("bob", "pw-bob-123").await;
+    server
+        .post(
+            &format!("{V3}/pushers/set"),
+            Some(&bob),
+            pusher(&url, "phone-key"),
+        )
+        .await;
+    let (_, created) = server
+        .post(
+            &format!("{V3}/createRoom"),
+            Some(&alice),
+            json!({"preset": "public_chat"}),
+        )
+        .await;
+    let room = created["room_id"].as_str().expect("room").to_owned();
+    server
+        .post(&format!("{V3}/join/{room}"), Some(&bob), json!({}))
+        .await;
+    let path = format!("{V3}/rooms/{room}/send/m.room.message/x1");
+    server
+        .put(
+            &path,
+            Some(&alice),
+            json!({"msgtype": "m.text", "body": "hi"}),
+        )
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(
+        seen.lock().expect("lock").is_empty(),
+        "a loopback gateway was contacted"
+    );
+}

@@ -17,6 +17,7 @@ pub mod password;
 pub mod presence;
 pub mod profile;
 pub mod push_rules;
+pub mod pushers;
 pub mod rate_limit;
 pub mod receipts;
 pub mod registration_tokens;
@@ -65,6 +66,7 @@ pub struct Services {
     pub key_backup: key_backup::KeyBackup,
     pub push_rule_edits: push_rules::PushRuleEdits,
     pub reports: reports::Reports,
+    pub pushers: pushers::Pushers,
     /// Set when the server is stopping, so long polls return at once instead of holding up
     /// the graceful shutdown.
     pub shutting_down: tokio::sync::watch::Sender<bool>,
@@ -101,6 +103,7 @@ impl Services {
             key_backup: key_backup::KeyBackup::new(db.clone())?,
             push_rule_edits: push_rules::PushRuleEdits::default(),
             reports: reports::Reports::new(db.clone())?,
+            pushers: pushers::Pushers::new(db.clone(), &config.push)?,
             shutting_down: tokio::sync::watch::Sender::new(false),
             stream,
             server_name,

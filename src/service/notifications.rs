@@ -51,10 +51,15 @@ impl Services {
         );
         // Counts are written before the position is published, so a sync that sees the event
         // counts it too. Counting is best-effort: the event itself is stored and acknowledged.
-        if let Err(err) = self.record_push_actions(&room, &pdu, members).await {
-            tracing::warn!(%err, room = %room_id, event = %appended.event_id, "could not evaluate push rules");
-        }
+        let notified = match self.record_push_actions(&room, &pdu, members).await {
+            Ok(notified) => notified,
+            Err(err) => {
+                tracing::warn!(%err, room = %room_id, event = %appended.event_id, "could not evaluate push rules");
+                Vec::new()
+            }
+        };
         drop(ticket);
+        self.push(room_id, &pdu, notified);
         Ok(appended.event_id)
     }
 
@@ -63,7 +68,7 @@ impl Services {
         room: &RoomRecord,
         pdu: &StoredPdu,
         all_members: Vec<(ruma::OwnedUserId, MembershipRecord)>,
-    ) -> Result<()> {
+    ) -> Result<Vec<(ruma::OwnedUserId, bool)>> {
         let room_id = &room.room_id;
         let sender = pdu
             .json
@@ -78,7 +83,7 @@ impl Services {
         // evaluating every member would make joins cost as much as the room is large).
         let invitee = if pdu.kind_is("m.room.member") {
             if pdu.content().get("membership").and_then(Value::as_str) != Some("invite") {
-                return Ok(());
+                return Ok(Vec::new());
             }
             pdu.json
                 .get("state_key")
@@ -99,7 +104,7 @@ impl Services {
             })
             .collect();
         if members.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let event: Raw<AnySyncTimelineEvent> = Raw::from_json(
             serde_json::value::to_raw_value(&pdu.client_event(room_id, None, None))
@@ -109,6 +114,7 @@ impl Services {
         let member_count = UInt::new(joined as u64).unwrap_or_default();
         let thread = thread_of(pdu);
         let mut batch = self.db.batch();
+        let mut notified = Vec::new();
         for (user, record) in members {
             let display_name = record
                 .displayname
@@ -132,10 +138,11 @@ impl Services {
                     key(&user, room_id).u64(pdu.position),
                     value,
                 );
+                notified.push((user, highlight));
             }
         }
         batch.commit()?;
-        Ok(())
+        Ok(notified)
     }
 
     /// Notifying events past the user's read receipts. An event counts until a receipt covers
@@ -186,6 +193,41 @@ impl Services {
 }
 
 impl Services {
+    /// Hands an event to the pushers of the users it notified (in the background).
+    fn push(&self, room_id: &RoomId, pdu: &StoredPdu, notified: Vec<(ruma::OwnedUserId, bool)>) {
+        for (user, highlight) in notified {
+            let has_pushers = self.pushers.list(&user).is_ok_and(|list| !list.is_empty());
+            if !has_pushers {
+                continue;
+            }
+            let unread = self.total_unread(&user).unwrap_or(0);
+            self.pushers
+                .dispatch(crate::service::pushers::Notification {
+                    event: pdu.client_event(room_id, None, None),
+                    user,
+                    highlight,
+                    unread,
+                });
+        }
+    }
+
+    /// Unread notifications across all rooms (the badge count on a phone).
+    pub fn total_unread(&self, user: &UserId) -> Result<u64> {
+        let prefix = Key::new().str(user.as_str());
+        let mut rooms = std::collections::BTreeSet::new();
+        for (key, _) in self.db.table(Cf::PushActions).scan_prefix(&prefix)? {
+            if let Some(room) = KeyReader::new(&key[prefix.as_ref().len()..]).str() {
+                rooms.insert(room.to_owned());
+            }
+        }
+        let mut total = 0;
+        for room in rooms {
+            let room_id = ruma::OwnedRoomId::try_from(room.as_str()).map_err(Error::internal)?;
+            total += self.unread_counts(user, &room_id, false)?.room.0;
+        }
+        Ok(total)
+    }
+
     /// Where the user's receipts in a room are: the unthreaded one, and per thread (`main`
     /// for the timeline outside threads).
     fn read_positions(

@@ -108,6 +108,8 @@ column_families! {
     Relations => "relations",
     /// short room id ‖ thread root id → stream position of the thread's latest event.
     Threads => "threads",
+    /// user id ‖ app id ‖ pushkey → pusher (where the user's device gets push notifications).
+    Pushers => "pushers",
     /// report id → an abuse report (reporter, room, event or user, reason).
     Reports => "reports",
     /// user id ‖ version → backup version (algorithm, auth data, etag).

@@ -16,6 +16,7 @@ mod notifications;
 mod presence;
 mod profile;
 mod push_rules;
+mod pushers;
 mod receipts;
 mod register;
 mod relations;
@@ -60,6 +61,7 @@ pub fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = user_directory::routes(router);
     let router = voip::routes(router);
     let router = push_rules::routes(router);
+    let router = pushers::routes(router);
     let router = receipts::routes(router);
     let router = relations::routes(router);
     let router = reports::routes(router);
