@@ -24,6 +24,7 @@ pub mod registration_tokens;
 pub mod relations;
 pub mod reports;
 pub mod rooms;
+pub mod search;
 pub mod shared_secret;
 pub mod signing_key;
 pub mod spaces;

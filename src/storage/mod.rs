@@ -110,6 +110,9 @@ column_families! {
     Threads => "threads",
     /// user id ‖ app id ‖ pushkey → pusher (where the user's device gets push notifications).
     Pushers => "pushers",
+    /// term ‖ field ‖ short room id ‖ stream position → nothing: the full-text search index
+    /// of message bodies, room names and topics.
+    SearchTerms => "search_terms",
     /// report id → an abuse report (reporter, room, event or user, reason).
     Reports => "reports",
     /// user id ‖ version → backup version (algorithm, auth data, etag).

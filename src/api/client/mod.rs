@@ -22,6 +22,7 @@ mod register;
 mod relations;
 mod reports;
 mod rooms;
+mod search;
 mod session;
 mod spaces;
 mod state;
@@ -44,6 +45,7 @@ pub fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = account_data::routes(router);
     let router = devices::routes(router);
     let router = rooms::routes(router);
+    let router = search::routes(router);
     let router = context::routes(router);
     let router = directory::routes(router);
     let router = filter::routes(router);

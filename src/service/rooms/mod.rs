@@ -428,8 +428,21 @@ impl Rooms {
                 &record,
             )?;
         }
-        if let Some((rel_type, parent)) = crate::service::relations::relation_of(&stored.content())
+        let content = stored.content();
+        for (field, term) in
+            crate::service::search::terms_of(pdu.kind.to_string().as_str(), &content)
         {
+            batch.put(
+                Cf::SearchTerms,
+                Key::new()
+                    .str(&term)
+                    .str(field)
+                    .u64(room.short)
+                    .u64(position),
+                [],
+            );
+        }
+        if let Some((rel_type, parent)) = crate::service::relations::relation_of(&content) {
             batch.put(
                 Cf::Relations,
                 Key::new().str(&parent).str(&rel_type).u64(position),
