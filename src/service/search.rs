@@ -129,13 +129,13 @@ impl Services {
             if pdu.redacted_by.is_some() {
                 continue;
             }
-            if !memberships.contains_key(&short) {
-                memberships.insert(short, self.rooms.current_membership(room_id, user)?);
-            }
-            if !self
-                .rooms
-                .can_see(user, &pdu, memberships[&short].as_ref())?
-            {
+            let membership = match memberships.entry(short) {
+                std::collections::btree_map::Entry::Occupied(known) => known.into_mut(),
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    slot.insert(self.rooms.current_membership(room_id, user)?)
+                }
+            };
+            if !self.rooms.can_see(user, &pdu, membership.as_ref())? {
                 continue;
             }
             let rank = rank(&pdu, &words);
