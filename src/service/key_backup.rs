@@ -27,6 +27,15 @@ fn version_key(user: &UserId, version: u64) -> Key {
     Key::new().str(user.as_str()).u64(version)
 }
 
+/// The keys of a version, narrowed to a room and to one of its sessions.
+fn scope(version: Key, room: Option<&str>, session: Option<&str>) -> Key {
+    match (room, session) {
+        (Some(room), Some(session)) => version.str(room).bytes(session.as_bytes()),
+        (Some(room), None) => version.str(room),
+        _ => version,
+    }
+}
+
 fn parse_version(version: &str) -> Result<u64> {
     version
         .parse()
@@ -207,13 +216,7 @@ impl KeyBackup {
     ) -> Result<Map<String, Value>> {
         self.get(user, version)?;
         let base = version_key(user, parse_version(version)?);
-        let mut prefix = base.clone();
-        if let Some(room) = room {
-            prefix = prefix.str(room);
-            if let Some(session) = session {
-                prefix = prefix.bytes(session.as_bytes());
-            }
-        }
+        let prefix = scope(base.clone(), room, session);
         let mut rooms = Map::new();
         for (key, data) in self
             .db
@@ -246,13 +249,7 @@ impl KeyBackup {
     ) -> Result<(u64, u64)> {
         let mut stored = self.get(user, version)?;
         let number = parse_version(version)?;
-        let mut prefix = version_key(user, number);
-        if let Some(room) = room {
-            prefix = prefix.str(room);
-            if let Some(session) = session {
-                prefix = prefix.bytes(session.as_bytes());
-            }
-        }
+        let prefix = scope(version_key(user, number), room, session);
         let mut batch = self.db.batch();
         let mut removed = false;
         for (key, _) in self.db.table(Cf::BackupKeys).scan_prefix(&prefix)? {

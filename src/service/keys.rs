@@ -85,7 +85,7 @@ fn cross_signing_key(object: &Value) -> Option<(String, String)> {
 }
 
 /// Adds every signature in `from` to `into`'s `signatures`.
-fn merge_signatures(into: &mut Value, from: &Value) {
+pub fn merge_signatures(into: &mut Value, from: &Value) {
     let Some(signers) = from["signatures"].as_object() else {
         return;
     };
@@ -280,6 +280,14 @@ impl Keys {
         Ok(Some((fallback.key_id, fallback.key)))
     }
 
+    /// `(key id, public key)` of a user's stored cross-signing key of `kind`.
+    fn cross_signing_public(&self, user: &UserId, kind: &str) -> Result<Option<(String, String)>> {
+        Ok(self
+            .cross_signing_key(user, kind)?
+            .as_ref()
+            .and_then(cross_signing_key))
+    }
+
     pub fn cross_signing_key(&self, user: &UserId, kind: &str) -> Result<Option<Value>> {
         Ok(self
             .db
@@ -373,9 +381,7 @@ impl Keys {
                 ));
             }
             let (ssk_id, ssk) = self
-                .cross_signing_key(signer, SELF_SIGNING)?
-                .as_ref()
-                .and_then(cross_signing_key)
+                .cross_signing_public(signer, SELF_SIGNING)?
                 .ok_or_else(|| fail("No self-signing key to check the signature with"))?;
             if !same_signed_content(&device, signed)
                 || !signed_by(signed, signer.as_str(), &ssk_id, &ssk)
@@ -419,9 +425,7 @@ impl Keys {
         }
         // Another user's master key, signed by the signer's user-signing key.
         let (usk_id, usk) = self
-            .cross_signing_key(signer, USER_SIGNING)?
-            .as_ref()
-            .and_then(cross_signing_key)
+            .cross_signing_public(signer, USER_SIGNING)?
             .ok_or_else(|| fail("No user-signing key to check the signature with"))?;
         if !signed_by(signed, signer.as_str(), &usk_id, &usk) {
             return Err(fail("Not a valid signature by the user-signing key"));

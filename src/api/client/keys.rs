@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use crate::api::ruma::{AppState, Ruma, RumaRouter as _};
 use crate::error::{Error, Result};
 use crate::service::Services;
-use crate::service::keys::{MASTER, SELF_SIGNING, USER_SIGNING};
+use crate::service::keys::{MASTER, SELF_SIGNING, USER_SIGNING, merge_signatures};
 use crate::service::uiaa::password_flows;
 
 pub fn routes(router: axum::Router<AppState>) -> axum::Router<AppState> {
@@ -116,7 +116,7 @@ async fn query(
         if let Some(mut master) = services.keys.cross_signing_key(user, MASTER)? {
             // The caller's own user-signing signatures on this master key are theirs to see.
             if let Some(private) = services.keys.private_signatures(caller, user)? {
-                merge(&mut master, &private);
+                merge_signatures(&mut master, &private);
             }
             response.master_keys.insert(user.clone(), to_raw(&master)?);
         }
@@ -134,18 +134,6 @@ async fn query(
         }
     }
     Ok(response)
-}
-
-fn merge(into: &mut Value, from: &Value) {
-    if let Some(signers) = from["signatures"].as_object() {
-        for (signer, keys) in signers {
-            if let Some(keys) = keys.as_object() {
-                for (id, signature) in keys {
-                    into["signatures"][signer][id] = signature.clone();
-                }
-            }
-        }
-    }
 }
 
 async fn claim(

@@ -34,6 +34,7 @@ mod user_directory;
 mod voip;
 
 use axum::Router;
+use ruma::UInt;
 
 use crate::api::ruma::AppState;
 
@@ -70,4 +71,11 @@ pub fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = sync::routes(router);
     let router = to_device::routes(router);
     typing::routes(router)
+}
+
+/// A page size from a client's `limit`: `default` when absent, at least 1, at most `max`.
+pub fn page_limit(limit: Option<UInt>, default: usize, max: usize) -> usize {
+    limit
+        .map_or(default, |l| usize::try_from(u64::from(l)).unwrap_or(max))
+        .clamp(1, max)
 }

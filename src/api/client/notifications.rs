@@ -32,12 +32,7 @@ async fn notifications(
                 .map_err(|_| Error::invalid_param(format!("Invalid from token `{token}`")))
         })
         .transpose()?;
-    let limit = body
-        .limit
-        .map_or(DEFAULT_LIMIT, |l| {
-            usize::try_from(u64::from(l)).unwrap_or(MAX_LIMIT)
-        })
-        .clamp(1, MAX_LIMIT);
+    let limit = crate::api::client::page_limit(body.limit, DEFAULT_LIMIT, MAX_LIMIT);
     let only_highlight = body.only.as_deref() == Some("highlight");
     let (found, next) = services.notifications(user, from, limit, only_highlight)?;
     let mut list = Vec::with_capacity(found.len());

@@ -29,11 +29,7 @@ pub fn routes(router: axum::Router<AppState>) -> axum::Router<AppState> {
 }
 
 fn limit_of(limit: Option<UInt>) -> usize {
-    limit
-        .map_or(DEFAULT_LIMIT, |l| {
-            usize::try_from(u64::from(l)).unwrap_or(MAX_LIMIT)
-        })
-        .clamp(1, MAX_LIMIT)
+    crate::api::client::page_limit(limit, DEFAULT_LIMIT, MAX_LIMIT)
 }
 
 /// The shared query of the three `/relations` forms.

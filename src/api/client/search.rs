@@ -95,12 +95,7 @@ async fn search(
         .map(parse_batch)
         .transpose()?
         .unwrap_or(0);
-    let limit = filter
-        .limit
-        .map_or(DEFAULT_LIMIT, |l| {
-            usize::try_from(u64::from(l)).unwrap_or(MAX_LIMIT)
-        })
-        .clamp(1, MAX_LIMIT);
+    let limit = crate::api::client::page_limit(filter.limit, DEFAULT_LIMIT, MAX_LIMIT);
     let page: Vec<_> = hits.iter().skip(offset).take(limit).collect();
     let next_batch = (offset + page.len() < count).then(|| format!("o{}", offset + page.len()));
 

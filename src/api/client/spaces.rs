@@ -30,12 +30,7 @@ async fn hierarchy(
         })
         .transpose()?
         .unwrap_or(0);
-    let limit = body
-        .limit
-        .map_or(DEFAULT_LIMIT, |l| {
-            usize::try_from(u64::from(l)).unwrap_or(MAX_LIMIT)
-        })
-        .clamp(1, MAX_LIMIT);
+    let limit = crate::api::client::page_limit(body.limit, DEFAULT_LIMIT, MAX_LIMIT);
     let max_depth = body
         .max_depth
         .map(|d| usize::try_from(u64::from(d)).unwrap_or(usize::MAX));
