@@ -221,3 +221,19 @@ async fn bad_path_parameters_are_invalid_params() {
         .await;
     assert_error(&response, 400, "M_BAD_JSON");
 }
+
+/// The probes Element makes for features Myelin does not offer (OAuth, dehydrated devices):
+/// a clean 404 `M_UNRECOGNIZED`, which tells the client the feature is absent.
+#[tokio::test]
+async fn absent_features_answer_unrecognized() {
+    let server = TestServer::start().await;
+    let (_, token, _) = server.register("alice", "pw-alice-1").await;
+    for path in [
+        "/_matrix/client/unstable/org.matrix.msc2965/auth_issuer",
+        "/_matrix/client/unstable/org.matrix.msc2965/auth_metadata",
+        "/_matrix/client/v1/auth_metadata",
+        "/_matrix/client/unstable/org.matrix.msc3814.v1/dehydrated_device",
+    ] {
+        assert_error(&server.get(path, Some(&token)).await, 404, "M_UNRECOGNIZED");
+    }
+}
