@@ -7,7 +7,7 @@
 
 use ruma::{OwnedRoomId, UserId};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use unicode_normalization::UnicodeNormalization as _;
 use unicode_normalization::char::is_combining_mark;
 use unicode_segmentation::UnicodeSegmentation as _;
@@ -17,8 +17,6 @@ use crate::service::Services;
 use crate::service::rooms::pdu::StoredPdu;
 use crate::storage::{Cf, Key, KeyReader};
 
-/// Most results one search considers, whatever the query.
-const MAX_CANDIDATES: usize = 10_000;
 /// Longest indexed word, in bytes (longer "words" are usually data, not language).
 const MAX_TERM: usize = 64;
 
@@ -42,18 +40,58 @@ pub fn tokenize(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// The `(field, term)` pairs to index for an event.
-pub fn terms_of(kind: &str, content: &Value) -> Vec<(&'static str, String)> {
-    let mut terms = Vec::new();
+/// One index entry: a word of a field, how often it occurs there, and the field's length in
+/// words (so results can be ranked from the index alone).
+pub struct IndexEntry {
+    pub field: &'static str,
+    pub term: String,
+    pub occurrences: u16,
+    pub length: u16,
+}
+
+impl IndexEntry {
+    /// The stored value: occurrences and length, big-endian u16 each.
+    pub fn value(&self) -> [u8; 4] {
+        let [a, b] = self.occurrences.to_be_bytes();
+        let [c, d] = self.length.to_be_bytes();
+        [a, b, c, d]
+    }
+}
+
+/// `(occurrences, length)` from a stored value (entries without one count once in one word).
+fn read_value(value: &[u8]) -> (u16, u16) {
+    match value {
+        [a, b, c, d, ..] => (
+            u16::from_be_bytes([*a, *b]),
+            u16::from_be_bytes([*c, *d]).max(1),
+        ),
+        _ => (1, 1),
+    }
+}
+
+/// The index entries for an event.
+pub fn terms_of(kind: &str, content: &Value) -> Vec<IndexEntry> {
+    let mut entries = Vec::new();
     for (event_type, key, field) in FIELDS {
         if *event_type == kind
             && let Some(text) = content.get(*key).and_then(Value::as_str)
         {
-            let unique: HashSet<String> = tokenize(text).into_iter().collect();
-            terms.extend(unique.into_iter().map(|term| (*field, term)));
+            let words = tokenize(text);
+            let length = u16::try_from(words.len()).unwrap_or(u16::MAX);
+            let mut counts: BTreeMap<String, u16> = BTreeMap::new();
+            for word in words {
+                let count = counts.entry(word).or_default();
+                *count = count.saturating_add(1);
+            }
+            entries.extend(counts.into_iter().map(|(term, occurrences)| IndexEntry {
+                field,
+                term,
+                occurrences,
+                length,
+            }));
         }
     }
-    terms
+    entries
 }
 
 /// One hit: the event, its room, and its rank.
@@ -72,8 +110,19 @@ pub struct SearchQuery<'a> {
 }
 
 impl Services {
-    /// Every hit for a query, best first (by rank or by recency), and the words searched for.
-    pub fn search(&self, user: &UserId, query: SearchQuery<'_>) -> Result<(Vec<Hit>, Vec<String>)> {
+    /// The first `wanted` hits for a query, best first (by rank or by recency), that the user
+    /// may see and `accept` lets through; an estimate of all matches; the words searched for.
+    ///
+    /// Ranking uses only the index (occurrences of the words over the field's length), and
+    /// events are read in that order until `wanted` are found, so a common word costs a scan
+    /// of its index entries, not a read of every matching event.
+    pub fn search(
+        &self,
+        user: &UserId,
+        query: SearchQuery<'_>,
+        wanted: usize,
+        accept: impl Fn(&StoredPdu) -> bool,
+    ) -> Result<(Vec<Hit>, usize, Vec<String>)> {
         let words: Vec<String> = {
             let mut seen = HashSet::new();
             tokenize(query.term)
@@ -82,51 +131,69 @@ impl Services {
                 .collect()
         };
         if words.is_empty() {
-            return Ok((Vec::new(), words));
+            return Ok((Vec::new(), 0, words));
         }
         let mut shorts = BTreeMap::new();
         for room_id in &query.rooms {
             if let Some(room) = self.rooms.room(room_id)? {
-                shorts.insert(room.short, (room_id.clone(), room));
+                shorts.insert(room.short, room_id.clone());
             }
         }
-        // Documents (room short, position) containing every word in one of the fields.
-        let mut matching: Option<HashSet<(u64, u64)>> = None;
+        // Documents (room short, position) holding every word, with their summed occurrences
+        // over the field's length.
+        let mut matching: Option<HashMap<(u64, u64), f64>> = None;
         for word in &words {
-            let mut postings = HashSet::new();
+            let mut postings: HashMap<(u64, u64), f64> = HashMap::new();
             for field in &query.fields {
                 let prefix = Key::new().str(word).str(field);
-                for (key, _) in self.db.table(Cf::SearchTerms).scan_prefix(&prefix)? {
+                for (key, value) in self.db.table(Cf::SearchTerms).scan_prefix(&prefix)? {
                     let mut reader = KeyReader::new(&key[prefix.as_ref().len()..]);
                     if let (Some(short), Some(position)) = (reader.u64(), reader.u64())
                         && shorts.contains_key(&short)
                     {
-                        postings.insert((short, position));
+                        let (occurrences, length) = read_value(&value);
+                        *postings.entry((short, position)).or_default() +=
+                            f64::from(occurrences) / f64::from(length);
                     }
                 }
             }
             matching = Some(match matching {
                 None => postings,
-                Some(so_far) => so_far.intersection(&postings).copied().collect(),
+                Some(so_far) => so_far
+                    .into_iter()
+                    .filter_map(|(doc, score)| postings.get(&doc).map(|more| (doc, score + more)))
+                    .collect(),
             });
-            if matching.as_ref().is_some_and(HashSet::is_empty) {
+            if matching.as_ref().is_some_and(HashMap::is_empty) {
                 break;
             }
         }
-        let mut documents: Vec<(u64, u64)> = matching.unwrap_or_default().into_iter().collect();
-        documents.sort_by_key(|(_, position)| std::cmp::Reverse(*position));
-        documents.truncate(MAX_CANDIDATES);
+        let mut documents: Vec<((u64, u64), f64)> =
+            matching.unwrap_or_default().into_iter().collect();
+        let estimate = documents.len();
+        if query.by_rank {
+            documents.sort_by(|(a_doc, a), (b_doc, b)| {
+                b.partial_cmp(a)
+                    .unwrap_or(std::cmp::Ordering::Equal)
+                    .then(b_doc.1.cmp(&a_doc.1))
+            });
+        } else {
+            documents.sort_by_key(|((_, position), _)| std::cmp::Reverse(*position));
+        }
 
         let mut hits = Vec::new();
         let mut memberships = BTreeMap::new();
-        for (short, position) in documents {
-            let Some((room_id, _)) = shorts.get(&short) else {
+        for ((short, position), rank) in documents {
+            if hits.len() == wanted {
+                break;
+            }
+            let Some(room_id) = shorts.get(&short) else {
                 continue;
             };
             let Some(pdu) = self.rooms.pdu_at(short, position)? else {
                 continue;
             };
-            if pdu.redacted_by.is_some() {
+            if pdu.redacted_by.is_some() || !accept(&pdu) {
                 continue;
             }
             let membership = match memberships.entry(short) {
@@ -138,39 +205,14 @@ impl Services {
             if !self.rooms.can_see(user, &pdu, membership.as_ref())? {
                 continue;
             }
-            let rank = rank(&pdu, &words);
             hits.push(Hit {
                 room_id: room_id.clone(),
                 pdu,
                 rank,
             });
         }
-        if query.by_rank {
-            hits.sort_by(|a, b| {
-                b.rank
-                    .partial_cmp(&a.rank)
-                    .unwrap_or(std::cmp::Ordering::Equal)
-                    .then(b.pdu.position.cmp(&a.pdu.position))
-            });
-        }
-        Ok((hits, words))
+        Ok((hits, estimate, words))
     }
-}
-
-/// How well an event matches: the share of its words that are search words (a short message
-/// that is mostly the query ranks above a long one that mentions it once).
-fn rank(pdu: &StoredPdu, words: &[String]) -> f64 {
-    let content = pdu.content();
-    let text = ["body", "name", "topic"]
-        .iter()
-        .find_map(|key| content.get(*key).and_then(Value::as_str))
-        .unwrap_or_default();
-    let tokens = tokenize(text);
-    if tokens.is_empty() {
-        return 0.0;
-    }
-    let hits = tokens.iter().filter(|t| words.contains(t)).count();
-    hits as f64 / tokens.len() as f64
 }
 
 /// Parses a `next_batch` token (an offset into the results).

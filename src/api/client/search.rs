@@ -75,20 +75,6 @@ async fn search(
         })
         .filter(|room| !filter.not_rooms.contains(room))
         .collect();
-    let (hits, words) = services.search(
-        &user,
-        SearchQuery {
-            term: &criteria.search_term,
-            fields,
-            rooms,
-            by_rank,
-        },
-    )?;
-    let hits: Vec<_> = hits
-        .into_iter()
-        .filter(|hit| hit.pdu.matches(filter))
-        .collect();
-    let count = hits.len();
     let offset = body
         .next_batch
         .as_deref()
@@ -96,8 +82,23 @@ async fn search(
         .transpose()?
         .unwrap_or(0);
     let limit = crate::api::client::page_limit(filter.limit, DEFAULT_LIMIT, MAX_LIMIT);
+    // One more than the page, to know whether another page follows.
+    let (hits, estimate, words) = services.search(
+        &user,
+        SearchQuery {
+            term: &criteria.search_term,
+            fields,
+            rooms,
+            by_rank,
+        },
+        offset + limit + 1,
+        |pdu| pdu.matches(filter),
+    )?;
+    let more = hits.len() > offset + limit;
     let page: Vec<_> = hits.iter().skip(offset).take(limit).collect();
-    let next_batch = (offset + page.len() < count).then(|| format!("o{}", offset + page.len()));
+    // The spec's `count` is an estimate: matches in the index, before visibility and filters.
+    let count = estimate.max(offset + page.len());
+    let next_batch = more.then(|| format!("o{}", offset + page.len()));
 
     let context = &criteria.event_context;
     let before = usize::try_from(u64::from(context.before_limit))

@@ -429,17 +429,15 @@ impl Rooms {
             )?;
         }
         let content = stored.content();
-        for (field, term) in
-            crate::service::search::terms_of(pdu.kind.to_string().as_str(), &content)
-        {
+        for entry in crate::service::search::terms_of(pdu.kind.to_string().as_str(), &content) {
             batch.put(
                 Cf::SearchTerms,
                 Key::new()
-                    .str(&term)
-                    .str(field)
+                    .str(&entry.term)
+                    .str(entry.field)
                     .u64(room.short)
                     .u64(position),
-                [],
+                entry.value(),
             );
         }
         if let Some((rel_type, parent)) = crate::service::relations::relation_of(&content) {
