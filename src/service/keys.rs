@@ -453,17 +453,30 @@ impl Keys {
         ticket.concerns(audience);
         self.db
             .table(Cf::KeyChanges)
-            .put(user.as_str(), ticket.position.to_be_bytes())?;
+            .put(Key::new().u64(ticket.position), user.as_bytes())?;
         Ok(())
     }
 
-    /// The stream position of `user`'s latest key change, if any.
-    pub fn changed_at(&self, user: &UserId) -> Result<Option<u64>> {
-        Ok(self
-            .db
-            .table(Cf::KeyChanges)
-            .get(user.as_str())?
-            .and_then(|bytes| bytes.as_slice().try_into().ok().map(u64::from_be_bytes)))
+    /// Users whose keys changed at positions in `(since, upto]`.
+    pub fn changed_between(&self, since: u64, upto: u64) -> Result<BTreeSet<OwnedUserId>> {
+        let start = Key::new().u64(since.saturating_add(1));
+        let mut users = BTreeSet::new();
+        for (key, user) in
+            self.db
+                .table(Cf::KeyChanges)
+                .scan_from(&[], start.as_ref(), true, usize::MAX)?
+        {
+            if KeyReader::new(&key)
+                .u64()
+                .is_none_or(|position| position > upto)
+            {
+                break;
+            }
+            if let Ok(user) = OwnedUserId::try_from(String::from_utf8_lossy(&user).as_ref()) {
+                users.insert(user);
+            }
+        }
+        Ok(users)
     }
 }
 
@@ -521,65 +534,41 @@ impl Services {
         since: u64,
         upto: u64,
     ) -> Result<(BTreeSet<OwnedUserId>, BTreeSet<OwnedUserId>)> {
-        let mut changed = BTreeSet::new();
-        let mut left = BTreeSet::new();
-        let peers = self.rooms.room_peers(user)?;
-        for peer in &peers {
-            if self
-                .keys
-                .changed_at(peer)?
-                .is_some_and(|at| at > since && at <= upto)
-            {
-                changed.insert(peer.clone());
-            }
-        }
-        // Membership changes in the user's rooms since the token.
+        use ruma::events::room::member::MembershipState::Join;
+        // Whose keys changed in the window (usually few), and whose membership in the user's
+        // rooms moved (only rooms with events since the token can have such moves).
+        let keys_changed = self.keys.changed_between(since, upto)?;
+        let mut moved = BTreeSet::new();
         for (room_id, record) in self.rooms.rooms_of(user)? {
-            // A room with no event since the token has no membership change either.
             let quiet = self
                 .rooms
                 .room(&room_id)?
                 .is_some_and(|room| room.last_position != 0 && room.last_position <= since);
-            if quiet {
+            let user_moved = record.position > since && record.position <= upto;
+            if quiet || (!user_moved && record.membership != Join) {
                 continue;
             }
-            if record.position <= since {
-                // Only rooms the user is still in can have new members the user must learn of.
-                if record.membership != ruma::events::room::member::MembershipState::Join {
-                    continue;
-                }
-            }
             for (member, member_record) in self.rooms.members_of(&room_id)? {
-                if member_record.position <= since
-                    || member_record.position > upto
-                    || member == user
+                let member_moved = member_record.position > since && member_record.position <= upto;
+                // When the user joined or left, everyone joined there is new (or gone) to them.
+                if member != user
+                    && (member_moved || (user_moved && member_record.membership == Join))
                 {
-                    continue;
-                }
-                if peers.contains(&member) {
-                    changed.insert(member);
-                } else {
-                    left.insert(member);
-                }
-            }
-            if record.position > since && record.position <= upto {
-                // The user joined (everyone there is new to them) or left.
-                for (member, member_record) in self.rooms.members_of(&room_id)? {
-                    if member == user
-                        || member_record.membership
-                            != ruma::events::room::member::MembershipState::Join
-                    {
-                        continue;
-                    }
-                    if peers.contains(&member) {
-                        changed.insert(member);
-                    } else {
-                        left.insert(member);
-                    }
+                    moved.insert(member);
                 }
             }
         }
-        left.retain(|member| !peers.contains(member));
+        let mine = self.rooms.joined_room_ids(user)?;
+        let mut changed = BTreeSet::new();
+        let mut left = BTreeSet::new();
+        for other in keys_changed.iter().chain(&moved) {
+            let shares = other == user || !self.rooms.joined_room_ids(other)?.is_disjoint(&mine);
+            if shares {
+                changed.insert(other.clone());
+            } else if moved.contains(other) {
+                left.insert(other.clone());
+            }
+        }
         Ok((changed, left))
     }
 }

@@ -101,7 +101,7 @@ column_families! {
     /// signer ‖ target user → signatures of the signer's user-signing key on the target's
     /// master key (seen only by the signer).
     CrossSigningSignatures => "cross_signing_signatures",
-    /// user id → stream position of the latest change to their keys.
+    /// stream position → user id: the log of key changes, for `device_lists` and `/keys/changes`.
     KeyChanges => "key_changes",
     /// parent event id ‖ rel_type ‖ stream position → short room id: events relating to an
     /// event (replies in threads, edits, reactions, references).
