@@ -196,8 +196,7 @@ impl Services {
     /// Hands an event to the pushers of the users it notified (in the background).
     fn push(&self, room_id: &RoomId, pdu: &StoredPdu, notified: Vec<(ruma::OwnedUserId, bool)>) {
         for (user, highlight) in notified {
-            let has_pushers = self.pushers.list(&user).is_ok_and(|list| !list.is_empty());
-            if !has_pushers {
+            if !self.pushers.has_any(&user) {
                 continue;
             }
             let unread = self.total_unread(&user).unwrap_or(0);

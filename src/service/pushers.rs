@@ -8,13 +8,14 @@
 use ruma::api::client::push::{Pusher, PusherIds, PusherKind};
 use ruma::{OwnedUserId, UserId};
 use serde_json::{Value, json};
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::config::PushConfig;
 use crate::error::{Error, Result};
 use crate::service::outbound;
-use crate::storage::{Cf, Db, Key};
+use crate::storage::{Cf, Db, Key, KeyReader};
 
 /// Attempts per notification and gateway before giving up.
 const ATTEMPTS: u32 = 5;
@@ -37,6 +38,26 @@ struct Inner {
     db: Db,
     client: reqwest::Client,
     guard: outbound::Guard,
+    /// Users with at least one pusher, so the send path asks the database only for them.
+    owners: Mutex<HashSet<OwnedUserId>>,
+}
+
+impl Inner {
+    /// Re-reads whether `user` still has pushers.
+    fn refresh_owner(&self, user: &UserId) {
+        let any = self
+            .db
+            .table(Cf::Pushers)
+            .scan_prefix(Key::new().str(user.as_str()))
+            .is_ok_and(|found| !found.is_empty());
+        if let Ok(mut owners) = self.owners.lock() {
+            if any {
+                owners.insert(user.to_owned());
+            } else {
+                owners.remove(user);
+            }
+        }
+    }
 }
 
 fn key(user: &UserId, app_id: &str, pushkey: &str) -> Key {
@@ -53,9 +74,30 @@ impl Pushers {
             Duration::from_millis(config.timeout_ms),
             "push",
         )?;
+        let mut owners = HashSet::new();
+        for (key, _) in db.table(Cf::Pushers).scan_prefix([])? {
+            if let Some(user) = KeyReader::new(&key).str()
+                && let Ok(user) = OwnedUserId::try_from(user)
+            {
+                owners.insert(user);
+            }
+        }
         Ok(Pushers {
-            inner: Arc::new(Inner { db, client, guard }),
+            inner: Arc::new(Inner {
+                db,
+                client,
+                guard,
+                owners: Mutex::new(owners),
+            }),
         })
+    }
+
+    /// Whether `user` has any pusher (no database read).
+    pub fn has_any(&self, user: &UserId) -> bool {
+        self.inner
+            .owners
+            .lock()
+            .is_ok_and(|owners| owners.contains(user))
     }
 
     pub fn list(&self, user: &UserId) -> Result<Vec<Pusher>> {
@@ -82,6 +124,7 @@ impl Pushers {
         let ids = &pusher.ids;
         let table = self.inner.db.table(Cf::Pushers);
         let mut batch = self.inner.db.batch();
+        let mut displaced = Vec::new();
         if !append {
             for (stored_key, other) in table.scan_prefix_json::<Pusher>([])? {
                 if other.ids.app_id == ids.app_id
@@ -89,11 +132,21 @@ impl Pushers {
                     && !stored_key.starts_with(Key::new().str(user.as_str()).as_ref())
                 {
                     batch.delete(Cf::Pushers, &stored_key);
+                    if let Some(owner) = KeyReader::new(&stored_key).str()
+                        && let Ok(owner) = OwnedUserId::try_from(owner)
+                    {
+                        displaced.push(owner);
+                    }
                 }
             }
         }
         batch.put_json(Cf::Pushers, key(user, &ids.app_id, &ids.pushkey), &pusher)?;
         batch.commit()?;
+        self.inner.refresh_owner(user);
+        // Those who lost this pushkey may have none left.
+        for owner in displaced {
+            self.inner.refresh_owner(&owner);
+        }
         Ok(())
     }
 
@@ -102,6 +155,7 @@ impl Pushers {
             .db
             .table(Cf::Pushers)
             .delete(key(user, &ids.app_id, &ids.pushkey))?;
+        self.inner.refresh_owner(user);
         Ok(())
     }
 
@@ -140,6 +194,7 @@ impl Inner {
                             self.db
                                 .table(Cf::Pushers)
                                 .delete(key(user, &ids.app_id, &ids.pushkey));
+                        self.refresh_owner(user);
                     }
                     return;
                 }
