@@ -35,7 +35,7 @@ async fn all(
 ) -> Result<get_pushrules_all::v3::Response> {
     let user = &request.identity()?.user_id;
     Ok(get_pushrules_all::v3::Response::new(
-        services.push_rules(user)?,
+        services.push_rules(user)?.as_ref().clone(),
     ))
 }
 
@@ -45,7 +45,7 @@ async fn global(
 ) -> Result<get_pushrules_global_scope::v3::Response> {
     let user = &request.identity()?.user_id;
     Ok(get_pushrules_global_scope::v3::Response::new(
-        services.push_rules(user)?,
+        services.push_rules(user)?.as_ref().clone(),
     ))
 }
 
