@@ -104,6 +104,13 @@ test("an encrypted conversation, cross-signing, and history from key backup on a
     const secrets = await aliceCrypto.exportSecretsBundle();
     const { client: phone } = await login("alice", false);
     const phoneCrypto = phone.getCrypto();
+    // The SDK uploads a new device's keys in the background; sign them once they are there.
+    await until("the new device's keys on the server", async () => {
+        const keys = await alice.http.authedRequest("POST", "/keys/query", undefined, {
+            device_keys: { [alice.getUserId()]: [phone.getDeviceId()] },
+        });
+        return keys.device_keys?.[alice.getUserId()]?.[phone.getDeviceId()];
+    });
     await phoneCrypto.importSecretsBundle(secrets);
     await phoneCrypto.crossSignDevice(phone.getDeviceId());
     await until("alice's first device to see the new one as verified", async () => {
