@@ -227,6 +227,20 @@ async fn upload_and_download_byte_identical_with_safe_headers() {
         400,
         "M_INVALID_PARAM",
     );
+    // A media id that does not decode as UTF-8 gets a Matrix error too.
+    assert_error(
+        &error_of(
+            fetch(
+                &server,
+                &format!("{V1}/download/test.local/%FF"),
+                Some(&bob),
+            )
+            .await,
+        )
+        .await,
+        400,
+        "M_INVALID_PARAM",
+    );
     // An empty upload is a valid (empty) file.
     let (status, empty) = upload(&server, &alice, Vec::new(), "text/plain", None).await;
     assert_eq!(status, 200);
