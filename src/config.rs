@@ -47,6 +47,47 @@ pub struct Config {
     pub user_directory: UserDirectoryConfig,
     pub turn: TurnConfig,
     pub push: PushConfig,
+    pub server_notices: ServerNoticesConfig,
+    pub metrics: MetricsConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerNoticesConfig {
+    /// Localpart of the account server notices come from (`notices` → `@notices:server`);
+    /// made on first use. Empty turns server notices off.
+    pub system_mxid_localpart: String,
+    pub system_mxid_display_name: String,
+    /// Name of the room each user gets the notices in.
+    pub room_name: String,
+}
+
+impl Default for ServerNoticesConfig {
+    fn default() -> Self {
+        ServerNoticesConfig {
+            system_mxid_localpart: String::new(),
+            system_mxid_display_name: "Server Notices".to_owned(),
+            room_name: "Server Notices".to_owned(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Serve Prometheus metrics at `/metrics` on `listen` (a listener of its own, so the
+    /// client API never exposes them).
+    pub enabled: bool,
+    pub listen: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: false,
+            listen: "127.0.0.1:9008".to_owned(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -223,6 +264,8 @@ impl Default for Config {
             user_directory: UserDirectoryConfig::default(),
             turn: TurnConfig::default(),
             push: PushConfig::default(),
+            server_notices: ServerNoticesConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -347,6 +390,24 @@ impl Config {
             return Err(invalid(
                 "listen",
                 format!("`{}` is not an address such as 127.0.0.1:8008", self.listen),
+            ));
+        }
+        if self.metrics.enabled && self.metrics.listen.parse::<SocketAddr>().is_err() {
+            return Err(invalid(
+                "metrics.listen",
+                format!(
+                    "`{}` is not an address such as 127.0.0.1:9008",
+                    self.metrics.listen
+                ),
+            ));
+        }
+        let notices = &self.server_notices.system_mxid_localpart;
+        if !notices.is_empty()
+            && ruma::UserId::parse(format!("@{notices}:{}", self.server_name)).is_err()
+        {
+            return Err(invalid(
+                "server_notices.system_mxid_localpart",
+                format!("`{notices}` is not a valid localpart"),
             ));
         }
         for (key, networks) in [

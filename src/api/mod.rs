@@ -2,5 +2,6 @@
 
 pub mod admin;
 pub mod client;
+pub mod extract;
 pub mod router;
 pub mod ruma;

@@ -297,13 +297,30 @@ impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     async fn from_request(request: Request, services: &AppState) -> Result<Self> {
         let (parts, body) = request.into_parts();
         let bytes = read_body(&parts, body, services.config.max_request_size).await?;
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| match e.classify() {
-                serde_json::error::Category::Data => {
-                    Error::bad_json(format!("Invalid request body: {e}"))
-                }
-                _ => Error::not_json(format!("Body is not valid JSON: {e}")),
-            })
+        parse_json(&bytes).map(JsonBody)
     }
+}
+
+/// Like [`JsonBody`], but an empty body stands for the default (Synapse accepts an empty body
+/// where every field is optional).
+pub struct OptionalJsonBody<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + Default> FromRequest<AppState> for OptionalJsonBody<T> {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, services: &AppState) -> Result<Self> {
+        let (parts, body) = request.into_parts();
+        let bytes = read_body(&parts, body, services.config.max_request_size).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJsonBody(T::default()));
+        }
+        parse_json(&bytes).map(OptionalJsonBody)
+    }
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => Error::bad_json(format!("Invalid request body: {e}")),
+        _ => Error::not_json(format!("Body is not valid JSON: {e}")),
+    })
 }

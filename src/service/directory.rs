@@ -151,6 +151,23 @@ impl Services {
             .collect()
     }
 
+    /// Removes every alias of a room and takes it out of the directory (room deletion).
+    /// Returns the aliases removed.
+    pub fn remove_room_from_directory(&self, room_id: &RoomId) -> Result<Vec<OwnedRoomAliasId>> {
+        let aliases = self.room_aliases(room_id)?;
+        let mut batch = self.db.batch();
+        for alias in &aliases {
+            batch.delete(Cf::Aliases, alias.as_str());
+            batch.delete(
+                Cf::RoomAliases,
+                Key::new().str(room_id.as_str()).bytes(alias.as_bytes()),
+            );
+        }
+        batch.delete(Cf::PublicRooms, room_id.as_str());
+        batch.commit()?;
+        Ok(aliases)
+    }
+
     /// An `m.room.canonical_alias` content is valid only if each alias it names points at this
     /// room (`M_BAD_ALIAS` otherwise).
     pub fn check_canonical_alias(&self, room_id: &RoomId, content: &Value) -> Result<()> {

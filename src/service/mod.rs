@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod account_data;
+pub mod admin;
 pub mod counters;
 pub mod devices;
 pub mod directory;
@@ -25,6 +26,7 @@ pub mod relations;
 pub mod reports;
 pub mod rooms;
 pub mod search;
+pub mod shadow_ban;
 pub mod shared_secret;
 pub mod signing_key;
 pub mod spaces;
@@ -68,11 +70,23 @@ pub struct Services {
     pub push_rule_edits: push_rules::PushRuleEdits,
     pub reports: reports::Reports,
     pub pushers: pushers::Pushers,
+    pub room_deletions: admin::room_deletion::RoomDeletions,
+    pub server_notices: admin::server_notices::ServerNotices,
     /// Set when the server is stopping, so long polls return at once instead of holding up
     /// the graceful shutdown.
     pub shutting_down: tokio::sync::watch::Sender<bool>,
     /// The one stream position every change that sync reports takes a value from.
     pub stream: Arc<stream::Stream>,
+}
+
+/// A random string of `len` ASCII letters and digits (ids, nonces, tokens shown to people).
+pub fn random_string(len: usize) -> String {
+    use rand::Rng as _;
+    rand::thread_rng()
+        .sample_iter(rand::distributions::Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
 }
 
 impl Services {
@@ -105,6 +119,8 @@ impl Services {
             push_rule_edits: push_rules::PushRuleEdits::default(),
             reports: reports::Reports::new(db.clone())?,
             pushers: pushers::Pushers::new(db.clone(), &config.push)?,
+            room_deletions: admin::room_deletion::RoomDeletions::default(),
+            server_notices: admin::server_notices::ServerNotices::default(),
             shutting_down: tokio::sync::watch::Sender::new(false),
             stream,
             server_name,

@@ -2,7 +2,6 @@
 //! limited to invitees. Each token has an optional use limit and expiry; `pending` counts uses
 //! whose UIA stage passed but whose registration has not finished yet.
 
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 
@@ -21,7 +20,7 @@ pub struct RegistrationToken {
 }
 
 impl RegistrationToken {
-    fn usable(&self) -> bool {
+    pub fn usable(&self) -> bool {
         let not_expired = self.expiry_time.is_none_or(|t| t > now_ms());
         let uses_left = self
             .uses_allowed
@@ -65,11 +64,7 @@ impl RegistrationTokens {
                 }
                 token
             }
-            None => rand::thread_rng()
-                .sample_iter(rand::distributions::Alphanumeric)
-                .take(16)
-                .map(char::from)
-                .collect(),
+            None => crate::service::random_string(16),
         };
         let _guard = self
             .lock
@@ -90,6 +85,54 @@ impl RegistrationTokens {
         };
         table.put_json(&token, &record)?;
         Ok(record)
+    }
+
+    /// Every token, in token order.
+    pub fn all(&self) -> Result<Vec<RegistrationToken>> {
+        Ok(self
+            .db
+            .table(Cf::RegistrationTokens)
+            .scan_prefix_json::<RegistrationToken>([])?
+            .into_iter()
+            .map(|(_, token)| token)
+            .collect())
+    }
+
+    /// Changes a token's limits (`Some(None)` removes one). Returns the token, or `None` if
+    /// there is no such token.
+    pub fn set_limits(
+        &self,
+        token: &str,
+        uses_allowed: Option<Option<u64>>,
+        expiry_time: Option<Option<u64>>,
+    ) -> Result<Option<RegistrationToken>> {
+        let changed = self.update(token, |t| {
+            if let Some(uses) = uses_allowed {
+                t.uses_allowed = uses;
+            }
+            if let Some(expiry) = expiry_time {
+                t.expiry_time = expiry;
+            }
+            true
+        })?;
+        if !changed {
+            return Ok(None);
+        }
+        self.get(token)
+    }
+
+    /// Deletes a token; false if there was none.
+    pub fn delete(&self, token: &str) -> Result<bool> {
+        let _guard = self
+            .lock
+            .lock()
+            .map_err(|_| Error::internal("token lock poisoned"))?;
+        let table = self.db.table(Cf::RegistrationTokens);
+        if !table.contains(token)? {
+            return Ok(false);
+        }
+        table.delete(token)?;
+        Ok(true)
     }
 
     pub fn get(&self, token: &str) -> Result<Option<RegistrationToken>> {

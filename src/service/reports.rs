@@ -50,6 +50,19 @@ impl Reports {
         Ok(id)
     }
 
+    pub fn get(&self, id: u64) -> Result<Option<Report>> {
+        Ok(self.db.table(Cf::Reports).get_json(Key::new().u64(id))?)
+    }
+
+    /// Deletes a report once an admin has dealt with it; false if there was none.
+    pub fn delete(&self, id: u64) -> Result<bool> {
+        if self.get(id)?.is_none() {
+            return Ok(false);
+        }
+        self.db.table(Cf::Reports).delete(Key::new().u64(id))?;
+        Ok(true)
+    }
+
     /// Every report, oldest first, with its id.
     pub fn all(&self) -> Result<Vec<(u64, Report)>> {
         Ok(self

@@ -3,7 +3,6 @@
 //! single-use nonce, the user name, the password and the admin flag.
 
 use hmac::{Hmac, Mac};
-use rand::Rng;
 use sha1::Sha1;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -41,11 +40,7 @@ impl SharedSecretRegistration {
     /// A fresh single-use nonce.
     pub fn nonce(&self) -> Result<String> {
         self.secret()?;
-        let nonce: String = rand::thread_rng()
-            .sample_iter(rand::distributions::Alphanumeric)
-            .take(32)
-            .map(char::from)
-            .collect();
+        let nonce = crate::service::random_string(32);
         let mut nonces = self
             .nonces
             .lock()

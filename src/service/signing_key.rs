@@ -1,7 +1,6 @@
 //! The server's ed25519 signing key: generated on first start, stored in the database, used to
 //! sign every event this server creates (and, later, federation requests).
 
-use rand::Rng;
 use ruma::signatures::Ed25519KeyPair;
 use serde::{Deserialize, Serialize};
 
@@ -32,11 +31,7 @@ impl SigningKey {
             Some(stored) => stored,
             None => {
                 let document = Ed25519KeyPair::generate();
-                let version: String = rand::thread_rng()
-                    .sample_iter(rand::distributions::Alphanumeric)
-                    .take(8)
-                    .map(char::from)
-                    .collect();
+                let version = crate::service::random_string(8);
                 let stored = StoredKey {
                     version,
                     pkcs8: engine.encode(&*document),

@@ -114,6 +114,9 @@ impl Services {
         user: &UserId,
         timeout: Option<Duration>,
     ) -> Result<()> {
+        if self.users.is_shadow_banned(user)? {
+            return Ok(());
+        }
         let (changed, expires) = self.typing.set(room, user, timeout)?;
         if let Some(position) = changed {
             self.wake_for_typing(room, position)?;

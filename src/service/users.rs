@@ -29,6 +29,13 @@ pub struct Account {
     pub displayname: Option<String>,
     #[serde(default)]
     pub avatar_url: Option<String>,
+    /// Shadow-banned by an admin: their messages, invites and typing seem to work for them but
+    /// reach nobody.
+    #[serde(default)]
+    pub shadow_banned: bool,
+    /// Deactivated with `erase`: their profile is gone.
+    #[serde(default)]
+    pub erased: bool,
 }
 
 pub struct Users {
@@ -104,6 +111,50 @@ impl Users {
         Ok(self.db.table(Cf::Users).get_json(user_id.as_str())?)
     }
 
+    /// Every account, in user id order (admin listings).
+    pub fn all(&self) -> Result<Vec<(OwnedUserId, Account)>> {
+        self.db
+            .table(Cf::Users)
+            .scan_prefix_json::<Account>([])?
+            .into_iter()
+            .map(|(key, account)| {
+                let user_id = std::str::from_utf8(&key)
+                    .ok()
+                    .and_then(|id| UserId::parse(id).ok())
+                    .ok_or_else(|| Error::internal("corrupt user id key"))?;
+                Ok((user_id, account))
+            })
+            .collect()
+    }
+
+    pub fn is_shadow_banned(&self, user_id: &UserId) -> Result<bool> {
+        Ok(self.get(user_id)?.is_some_and(|a| a.shadow_banned))
+    }
+
+    pub fn set_shadow_banned(&self, user_id: &UserId, banned: bool) -> Result<()> {
+        let mut batch = self.db.batch();
+        self.update(&mut batch, user_id, |account| {
+            account.shadow_banned = banned
+        })?;
+        batch.commit()?;
+        tracing::info!(user = %user_id, banned, "shadow ban changed");
+        Ok(())
+    }
+
+    /// Lets a deactivated account log in again, with a new password.
+    pub async fn reactivate(
+        &self,
+        batch: &mut Batch<'_>,
+        user_id: &UserId,
+        password: &str,
+    ) -> Result<()> {
+        let hash = hash_password(password).await?;
+        self.update(batch, user_id, |account| {
+            account.deactivated = false;
+            account.password_hash = Some(hash);
+        })
+    }
+
     pub fn exists(&self, user_id: &UserId) -> Result<bool> {
         Ok(self.db.table(Cf::Users).contains(user_id.as_str())?)
     }
@@ -173,6 +224,7 @@ impl Users {
             if erase {
                 account.displayname = None;
                 account.avatar_url = None;
+                account.erased = true;
             }
         })
     }

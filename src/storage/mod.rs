@@ -127,6 +127,8 @@ column_families! {
     ToDevice => "to_device",
     /// user ‖ room ‖ stream position → 1 if the event highlights, 0 if it only notifies.
     PushActions => "push_actions",
+    /// room id → what admins decided about a room: blocked (nobody may join) and/or deleted.
+    RoomModeration => "room_moderation",
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -152,6 +154,21 @@ type Rocks = DBWithThreadMode<MultiThreaded>;
 pub struct Db {
     rocks: Arc<Rocks>,
     sync_writes: bool,
+    /// The options the database was opened with, kept when statistics were asked for
+    /// (metrics read the block cache's hit and miss counters from them).
+    statistics: Option<Arc<Options>>,
+}
+
+/// How [`Db::open_with`] opens the data directory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Read and write, holding the directory's lock.
+    #[default]
+    ReadWrite,
+    /// Read and write, and count cache hits and misses for metrics.
+    ReadWriteWithStatistics,
+    /// Read a consistent view without taking the lock, so it works beside a running server.
+    ReadOnly,
 }
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
@@ -159,6 +176,14 @@ const SCHEMA_KEY: &[u8] = b"schema_version";
 impl Db {
     /// Opens (or creates) the database under `dir/db` and checks its schema version.
     pub fn open(dir: &Path, config: &StorageConfig) -> Result<Db, StorageError> {
+        Db::open_with(dir, config, OpenMode::ReadWrite)
+    }
+
+    pub fn open_with(
+        dir: &Path,
+        config: &StorageConfig,
+        mode: OpenMode,
+    ) -> Result<Db, StorageError> {
         let path = dir.join("db");
         let cache_bytes =
             usize::try_from(config.cache_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
@@ -181,10 +206,22 @@ impl Db {
         db_options.set_keep_log_file_num(3);
         db_options.set_max_background_jobs(2);
 
+        if mode == OpenMode::ReadWriteWithStatistics {
+            db_options.enable_statistics();
+            db_options
+                .set_statistics_level(rocksdb::statistics::StatsLevel::ExceptHistogramOrTimers);
+        }
+
         let descriptors = Cf::ALL
             .iter()
             .map(|cf| ColumnFamilyDescriptor::new(cf.name(), cf_options.clone()));
-        let rocks = Rocks::open_cf_descriptors(&db_options, &path, descriptors).map_err(|e| {
+        let opened = match mode {
+            OpenMode::ReadOnly => {
+                Rocks::open_cf_descriptors_read_only(&db_options, &path, descriptors, false)
+            }
+            _ => Rocks::open_cf_descriptors(&db_options, &path, descriptors),
+        };
+        let rocks = opened.map_err(|e| {
             if e.as_ref().contains("lock") {
                 StorageError::Locked(dir.to_owned())
             } else {
@@ -194,9 +231,50 @@ impl Db {
         let db = Db {
             rocks: Arc::new(rocks),
             sync_writes: config.fsync,
+            statistics: (mode == OpenMode::ReadWriteWithStatistics).then(|| Arc::new(db_options)),
         };
-        db.check_schema(dir)?;
+        if mode != OpenMode::ReadOnly {
+            db.check_schema(dir)?;
+        }
         Ok(db)
+    }
+
+    /// Block cache hits and misses since start-up, when opened with statistics.
+    pub fn cache_hits_and_misses(&self) -> Option<(u64, u64)> {
+        let options = self.statistics.as_ref()?;
+        Some((
+            options.get_ticker_count(rocksdb::statistics::Ticker::BlockCacheHit),
+            options.get_ticker_count(rocksdb::statistics::Ticker::BlockCacheMiss),
+        ))
+    }
+
+    /// A column family's size: live SST bytes plus its memtables, as RocksDB estimates them.
+    pub fn size_of(&self, cf: Cf) -> Result<u64, StorageError> {
+        let handle = self.handle(cf);
+        let property = |name: &str| -> Result<u64, StorageError> {
+            Ok(self
+                .rocks
+                .property_int_value_cf(&handle, name)?
+                .unwrap_or(0))
+        };
+        Ok(
+            property("rocksdb.total-sst-files-size")?
+                + property("rocksdb.cur-size-all-mem-tables")?,
+        )
+    }
+
+    /// How many keys a column family holds (a full scan of its keys: for admin tools, not for
+    /// request paths).
+    pub fn count(&self, cf: Cf) -> Result<u64, StorageError> {
+        let mut count = 0;
+        for item in self
+            .rocks
+            .iterator_cf(&self.handle(cf), IteratorMode::Start)
+        {
+            item?;
+            count += 1;
+        }
+        Ok(count)
     }
 
     fn check_schema(&self, dir: &Path) -> Result<(), StorageError> {

@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::api::extract::Path;
 use crate::api::ruma::{AppState, Authenticated, Ruma, RumaRouter as _};
 use crate::error::{Error, Result};
 use crate::service::Services;
@@ -65,25 +66,6 @@ const STREAM_CHUNK: usize = 64 * 1024;
 /// The spec's recommended policy: uploaded HTML or SVG cannot run script on our origin.
 const CSP: &str = "sandbox; default-src 'none'; script-src 'none'; plugin-types application/pdf; \
                    style-src 'unsafe-inline'; media-src 'self'; object-src 'self';";
-
-/// axum's `Path`, but a path it cannot decode (such as invalid UTF-8 in a media id) is a
-/// Matrix 400 `M_INVALID_PARAM` rather than axum's plain-text answer.
-struct Path<T>(T);
-
-impl<T, S> axum::extract::FromRequestParts<S> for Path<T>
-where
-    T: serde::de::DeserializeOwned + Send,
-    S: Send + Sync,
-{
-    type Rejection = Error;
-
-    async fn from_request_parts(parts: &mut http::request::Parts, state: &S) -> Result<Self> {
-        axum::extract::Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|axum::extract::Path(value)| Path(value))
-            .map_err(|rejection| Error::invalid_param(rejection.body_text()))
-    }
-}
 
 pub fn routes(router: axum::Router<AppState>) -> axum::Router<AppState> {
     let router = router

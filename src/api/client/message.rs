@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::service::Services;
 use crate::service::rooms::NewEvent;
 use crate::service::rooms::pdu::{StoredPdu, Transaction};
+use crate::service::shadow_ban::unsent_event_id;
 
 /// Most events one `/messages` page returns, whatever the client asks for.
 const MAX_PAGE: usize = 1000;
@@ -69,6 +70,9 @@ async fn send_once(
     let room = services.rooms.existing_room(room_id)?;
     services.rooms.require_joined(room_id, sender)?;
     services.check_relation(&room, sender, &new.kind.to_string(), &new.content)?;
+    if services.users.is_shadow_banned(sender)? {
+        return unsent_event_id();
+    }
     // `append` checks the transaction id again under the room's lock, so two racing retries
     // still make one event.
     services
@@ -95,6 +99,9 @@ async fn redact(
         .may_redact(&room, &identity.user_id, &target)?
     {
         return Err(Error::forbidden("You may not redact this event"));
+    }
+    if services.users.is_shadow_banned(&identity.user_id)? {
+        return Ok(redact_event::v3::Response::new(unsent_event_id()?));
     }
     let mut content = json!({});
     if let Some(reason) = &body.reason {

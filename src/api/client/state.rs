@@ -71,6 +71,11 @@ async fn send(
     if body.event_type == ruma::events::StateEventType::RoomCanonicalAlias {
         services.check_canonical_alias(&body.room_id, &content)?;
     }
+    if services.users.is_shadow_banned(user)? {
+        services.rooms.require_joined(&body.room_id, user)?;
+        let event_id = crate::service::shadow_ban::unsent_event_id()?;
+        return Ok(send_state_event::v3::Response::new(event_id));
+    }
     let event_id = services
         .append_event(
             &body.room_id,

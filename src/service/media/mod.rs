@@ -3,10 +3,10 @@
 //! does not grow with file size.
 
 pub mod preview;
+pub mod removal;
 pub mod thumbnail;
 
 use futures_util::{Stream, StreamExt as _};
-use rand::Rng as _;
 use ruma::{OwnedUserId, UserId};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -38,6 +38,12 @@ pub struct MediaRecord {
     pub filename: Option<String>,
     pub uploader: OwnedUserId,
     pub created_ms: u64,
+    /// The admin who quarantined it: nobody can download it any more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantined_by: Option<OwnedUserId>,
+    /// Protected by an admin from quarantines of whole rooms or users.
+    #[serde(default)]
+    pub safe_from_quarantine: bool,
 }
 
 /// A stored file ready to be served.
@@ -56,6 +62,10 @@ pub struct Media {
     uploaded: watch::Sender<u64>,
     /// `None` when URL previews are turned off.
     previewer: Option<preview::Previewer>,
+    /// Held shared by whatever stores bytes and then the record naming them, and exclusively
+    /// by deletion while it decides which files no record names any more: an upload of bytes
+    /// identical to deleted media cannot lose its file in between.
+    files: tokio::sync::RwLock<()>,
 }
 
 /// A media id is 24 characters from `[A-Za-z0-9]`; any id we serve must be made of the
@@ -82,6 +92,7 @@ impl Media {
             root,
             uploaded: watch::Sender::new(0),
             previewer,
+            files: tokio::sync::RwLock::new(()),
         })
     }
 
@@ -90,11 +101,7 @@ impl Media {
     }
 
     fn new_id() -> String {
-        rand::thread_rng()
-            .sample_iter(rand::distributions::Alphanumeric)
-            .take(24)
-            .map(char::from)
-            .collect()
+        crate::service::random_string(24)
     }
 
     fn content_path(&self, sha256: &str) -> PathBuf {
@@ -134,6 +141,8 @@ impl Media {
             filename: None,
             uploader: user.to_owned(),
             created_ms: now,
+            quarantined_by: None,
+            safe_from_quarantine: false,
         };
         let mut batch = self.db.batch();
         batch.put_json(Cf::Media, id.as_bytes(), &record)?;
@@ -196,6 +205,7 @@ impl Media {
             }
         }
 
+        let _storing = self.files.read().await;
         let (sha256, size) = self.receive(body, limit).await?;
         if self.config.user_quota > 0 && self.used_by(user)? + size > self.config.user_quota {
             return Err(Error::forbidden("Your media quota is used up"));
@@ -208,6 +218,8 @@ impl Media {
             filename: filename.filter(|f| !f.is_empty()),
             uploader: user.to_owned(),
             created_ms: now_ms(),
+            quarantined_by: None,
+            safe_from_quarantine: false,
         };
         let mut batch = self.db.batch();
         batch.put_json(Cf::Media, id.as_bytes(), &record)?;
@@ -300,6 +312,7 @@ impl Media {
         loop {
             let record = self
                 .record(media_id)?
+                .filter(|record| record.quarantined_by.is_none())
                 .ok_or_else(|| Error::not_found("Unknown media"))?;
             if let Some(sha256) = &record.sha256 {
                 return Ok(Content {
@@ -331,6 +344,7 @@ impl Media {
         content_type: String,
     ) -> Result<String> {
         let size = bytes.len() as u64;
+        let _storing = self.files.read().await;
         let sha256 = self.store_bytes(bytes).await?;
         let id = Self::new_id();
         let record = MediaRecord {
@@ -340,6 +354,8 @@ impl Media {
             filename: None,
             uploader: owner.to_owned(),
             created_ms: now_ms(),
+            quarantined_by: None,
+            safe_from_quarantine: false,
         };
         self.db.table(Cf::Media).put_json(id.as_bytes(), &record)?;
         Ok(id)

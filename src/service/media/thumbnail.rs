@@ -79,6 +79,7 @@ impl Media {
             Made::Original => self.original_if_image(original).await,
             Made::Thumbnail(bytes, content_type) => {
                 let size = bytes.len() as u64;
+                let _storing = self.files.read().await;
                 let sha256 = self.store_bytes(bytes).await?;
                 let thumbnail = Thumbnail {
                     sha256,

@@ -40,7 +40,15 @@ pub struct CreateRoom {
 }
 
 impl Services {
-    pub async fn create_room(&self, creator: &UserId, request: CreateRoom) -> Result<OwnedRoomId> {
+    pub async fn create_room(
+        &self,
+        creator: &UserId,
+        mut request: CreateRoom,
+    ) -> Result<OwnedRoomId> {
+        // A shadow-banned creator's invites are dropped; the room is made all the same.
+        if self.users.is_shadow_banned(creator)? {
+            request.invite.clear();
+        }
         let version = request.version.clone().unwrap_or(DEFAULT_VERSION);
         if !CREATABLE_VERSIONS.contains(&version) {
             return Err(Error::new(

@@ -32,6 +32,8 @@ impl Services {
 
     /// Joins a local room. Joining a room one is already in changes nothing.
     pub async fn join_room(&self, user: &UserId, room_id: &RoomId) -> Result<()> {
+        // Checked first: a blocked room may have been purged, and the answer is "blocked".
+        self.require_not_blocked(room_id)?;
         self.rooms.existing_room(room_id)?;
         if self.rooms.current_membership(room_id, user)? == Some(MembershipState::Join) {
             return Ok(());
@@ -57,6 +59,10 @@ impl Services {
         if !self.users.exists(target)? {
             return Err(Error::not_found(format!("Unknown user {target}")));
         }
+        self.require_not_blocked(room_id)?;
+        if self.users.is_shadow_banned(sender)? {
+            return Ok(());
+        }
         let mut content = self.member_content(target, MembershipState::Invite)?;
         if is_direct {
             content["is_direct"] = json!(true);
@@ -73,6 +79,7 @@ impl Services {
         reason: Option<String>,
     ) -> Result<()> {
         self.rooms.existing_room(room_id)?;
+        self.require_not_blocked(room_id)?;
         let content = self.member_content(user, MembershipState::Knock)?;
         self.append_member(room_id, user, user, content, reason)
             .await

@@ -10,6 +10,7 @@ pub mod access;
 pub mod create;
 pub mod membership;
 pub mod pdu;
+pub mod purge;
 pub mod short;
 pub mod state;
 pub mod upgrade;
