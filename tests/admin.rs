@@ -902,3 +902,760 @@ async fn rooms_are_listed_inspected_blocked_and_deleted() {
     assert_eq!(notice["content"]["body"], "Moved.");
     assert_eq!(notice["sender"], "@root:test.local");
 }
+
+/// Uploads bytes; returns the media id.
+async fn upload(server: &TestServer, token: &str, bytes: &[u8]) -> String {
+    let response = server
+        .http
+        .post(format!("{}/_matrix/media/v3/upload", server.base))
+        .bearer_auth(token)
+        .header("content-type", "text/plain")
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .expect("sent");
+    let body: Value = response.json().await.expect("json");
+    let uri = body["content_uri"].as_str().expect("content uri");
+    uri.rsplit('/').next().expect("id").to_owned()
+}
+
+async fn download(server: &TestServer, token: &str, media_id: &str) -> u16 {
+    server
+        .http
+        .get(format!(
+            "{}/_matrix/client/v1/media/download/test.local/{media_id}",
+            server.base
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("sent")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn media_is_listed_quarantined_protected_and_deleted() {
+    let Setup {
+        server,
+        admin,
+        alice_id,
+        alice,
+    } = setup().await;
+    let first = upload(&server, &alice, b"first file").await;
+    let twin = upload(&server, &alice, b"first file").await;
+    let second = upload(&server, &alice, b"second file").await;
+    let room = create_room(&server, &alice, json!({})).await;
+    let (status, _) = server
+        .put(
+            &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/img"),
+            Some(&alice),
+            json!({"msgtype": "m.file", "body": "f", "url": format!("mxc://test.local/{second}")}),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    // A user's uploads, paged.
+    let (status, listed) = server
+        .get(
+            &format!("{V1}/users/{alice_id}/media?limit=2"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["total"], 3);
+    assert_eq!(listed["next_token"], "2");
+    assert_eq!(listed["media"][0]["media_id"], first.as_str());
+    assert_eq!(listed["media"][0]["media_length"], 10);
+
+    // A room's media, and quarantining it: downloads stop, until released.
+    let (_, in_room) = server
+        .get(&format!("{V1}/room/{room}/media"), Some(&admin))
+        .await;
+    assert_eq!(
+        in_room["local"],
+        json!([format!("mxc://test.local/{second}")])
+    );
+    let (_, quarantined) = server
+        .post(
+            &format!("{V1}/room/{room}/media/quarantine"),
+            Some(&admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(quarantined["num_quarantined"], 1);
+    assert_eq!(download(&server, &alice, &second).await, 404);
+    assert_eq!(
+        server
+            .post(
+                &format!("{V1}/media/unquarantine/test.local/{second}"),
+                Some(&admin),
+                json!({})
+            )
+            .await
+            .0,
+        200
+    );
+    assert_eq!(download(&server, &alice, &second).await, 200);
+
+    // Protected media survives a user-wide quarantine; a single quarantine still applies.
+    assert_eq!(
+        server
+            .post(
+                &format!("{V1}/media/protect/{first}"),
+                Some(&admin),
+                json!({})
+            )
+            .await
+            .0,
+        200
+    );
+    let (_, quarantined) = server
+        .post(
+            &format!("{V1}/user/{alice_id}/media/quarantine"),
+            Some(&admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(quarantined["num_quarantined"], 2);
+    assert_eq!(download(&server, &alice, &first).await, 200);
+    assert_eq!(download(&server, &alice, &twin).await, 404);
+    assert_eq!(
+        server
+            .post(
+                &format!("{V1}/media/quarantine/test.local/{first}"),
+                Some(&admin),
+                json!({})
+            )
+            .await
+            .0,
+        200
+    );
+    assert_eq!(download(&server, &alice, &first).await, 404);
+    let (_, listed) = server
+        .get(&format!("{V1}/users/{alice_id}/media"), Some(&admin))
+        .await;
+    assert_eq!(listed["media"][0]["quarantined_by"], "@root:test.local");
+    assert_eq!(listed["media"][0]["safe_from_quarantine"], true);
+
+    // Deleting one of two ids with the same bytes keeps the file for the other.
+    let (status, deleted) = server
+        .delete(
+            &format!("{V1}/media/test.local/{first}"),
+            Some(&admin),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200, "{deleted}");
+    assert_eq!(deleted, json!({"deleted_media": [first], "total": 1}));
+    server
+        .post(
+            &format!("{V1}/media/unquarantine/test.local/{twin}"),
+            Some(&admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(download(&server, &alice, &twin).await, 200);
+    assert_error(
+        &server
+            .delete(
+                &format!("{V1}/media/test.local/{first}"),
+                Some(&admin),
+                Value::Null,
+            )
+            .await,
+        404,
+        "M_NOT_FOUND",
+    );
+    assert_error(
+        &server
+            .delete(
+                &format!("{V1}/media/elsewhere.org/{twin}"),
+                Some(&admin),
+                Value::Null,
+            )
+            .await,
+        400,
+        "M_INVALID_PARAM",
+    );
+
+    // Bulk deletion by date: before_ts is required; avatars are kept unless asked.
+    assert_error(
+        &server
+            .post(&format!("{V1}/media/delete"), Some(&admin), json!({}))
+            .await,
+        400,
+        "M_MISSING_PARAM",
+    );
+    assert_error(
+        &server
+            .post(
+                &format!("{V1}/media/delete?before_ts=-5"),
+                Some(&admin),
+                json!({}),
+            )
+            .await,
+        400,
+        "M_INVALID_PARAM",
+    );
+    server
+        .put(
+            &format!("/_matrix/client/v3/profile/{alice_id}/avatar_url"),
+            Some(&alice),
+            json!({"avatar_url": format!("mxc://test.local/{twin}")}),
+        )
+        .await;
+    let now = 4_000_000_000_000u64;
+    let (_, bulk) = server
+        .post(
+            &format!("{V1}/media/delete?before_ts={now}"),
+            Some(&admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(bulk["deleted_media"], json!([second]), "{bulk}");
+    assert_eq!(download(&server, &alice, &twin).await, 200);
+    let (_, bulk) = server
+        .post(
+            &format!("{V1}/media/delete?before_ts={now}&keep_profiles=false"),
+            Some(&admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(bulk["total"], 1);
+    assert_eq!(download(&server, &alice, &twin).await, 404);
+    // Nothing is left on disk.
+    let files = walk(&server.dir.path().join("media"));
+    assert_eq!(files, 0, "stored files left after deleting all media");
+
+    let (_, purged) = server
+        .post(
+            &format!("{V1}/purge_media_cache?before_ts={now}"),
+            Some(&admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(purged, json!({"deleted": 0}));
+}
+
+/// Regular files under `dir`, not counting upload scratch space.
+fn walk(dir: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| {
+            let path = entry.path();
+            if path.ends_with("tmp") {
+                0
+            } else if path.is_dir() {
+                walk(&path)
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn registration_tokens_are_managed() {
+    let Setup { server, admin, .. } = setup().await;
+    let base = format!("{V1}/registration_tokens");
+    let (status, made) = server
+        .post(
+            &format!("{base}/new"),
+            Some(&admin),
+            json!({"token": "invite-1", "uses_allowed": 1}),
+        )
+        .await;
+    assert_eq!(status, 200, "{made}");
+    assert_eq!(
+        made,
+        json!({"token": "invite-1", "uses_allowed": 1, "pending": 0, "completed": 0, "expiry_time": null})
+    );
+    let (_, random) = server
+        .post(&format!("{base}/new"), Some(&admin), json!({"length": 7}))
+        .await;
+    assert_eq!(random["token"].as_str().map(str::len), Some(7));
+    let (_, empty_body) = server
+        .post(&format!("{base}/new"), Some(&admin), Value::Null)
+        .await;
+    assert_eq!(empty_body["token"].as_str().map(str::len), Some(16));
+
+    for bad in [
+        json!({"uses_allowed": -1}),
+        json!({"uses_allowed": "one"}),
+        json!({"expiry_time": 1000}),
+        json!({"length": 65}),
+        json!({"token": "has space"}),
+        json!({"token": "invite-1"}),
+    ] {
+        assert_error(
+            &server.post(&format!("{base}/new"), Some(&admin), bad).await,
+            400,
+            "M_INVALID_PARAM",
+        );
+    }
+
+    // A registration uses it up (the UIA stage reserves a use; the new account completes it).
+    let services = &server.server.as_ref().expect("running").services;
+    assert!(
+        services
+            .registration_tokens
+            .reserve("invite-1")
+            .expect("reserve")
+    );
+    services
+        .registration_tokens
+        .complete("invite-1")
+        .expect("complete");
+    let (_, shown) = server.get(&format!("{base}/invite-1"), Some(&admin)).await;
+    assert_eq!(
+        (&shown["completed"], &shown["pending"]),
+        (&json!(1), &json!(0))
+    );
+    let (_, valid) = server
+        .get(&format!("{base}?valid=true"), Some(&admin))
+        .await;
+    assert!(
+        !valid["registration_tokens"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|t| t["token"] == "invite-1")
+    );
+    let (_, invalid) = server
+        .get(&format!("{base}?valid=false"), Some(&admin))
+        .await;
+    assert_eq!(
+        invalid["registration_tokens"].as_array().map(Vec::len),
+        Some(1)
+    );
+
+    // More uses, an expiry, then none; then delete.
+    let expiry = 4_000_000_000_000u64;
+    let (status, changed) = server
+        .put(
+            &format!("{base}/invite-1"),
+            Some(&admin),
+            json!({"uses_allowed": 5, "expiry_time": expiry}),
+        )
+        .await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(
+        (&changed["uses_allowed"], &changed["expiry_time"]),
+        (&json!(5), &json!(expiry))
+    );
+    let (_, cleared) = server
+        .put(
+            &format!("{base}/invite-1"),
+            Some(&admin),
+            json!({"uses_allowed": null}),
+        )
+        .await;
+    assert_eq!(
+        (&cleared["uses_allowed"], &cleared["expiry_time"]),
+        (&Value::Null, &json!(expiry))
+    );
+    let (_, all) = server.get(&base, Some(&admin)).await;
+    assert_eq!(all["registration_tokens"].as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        server
+            .delete(&format!("{base}/invite-1"), Some(&admin), Value::Null)
+            .await
+            .0,
+        200
+    );
+    for response in [
+        server.get(&format!("{base}/invite-1"), Some(&admin)).await,
+        server
+            .delete(&format!("{base}/invite-1"), Some(&admin), Value::Null)
+            .await,
+        server
+            .put(&format!("{base}/invite-1"), Some(&admin), json!({}))
+            .await,
+    ] {
+        assert_error(&response, 404, "M_NOT_FOUND");
+    }
+}
+
+#[tokio::test]
+async fn server_notices_reach_the_user_in_one_tagged_room() {
+    let Setup {
+        server,
+        admin,
+        alice_id,
+        alice,
+    } = setup().await;
+    let notice =
+        |body: &str| json!({"user_id": alice_id, "content": {"msgtype": "m.text", "body": body}});
+    let (status, sent) = server
+        .post(
+            &format!("{V1}/send_server_notice"),
+            Some(&admin),
+            notice("Maintenance at 6"),
+        )
+        .await;
+    assert_eq!(status, 200, "{sent}");
+    assert!(
+        sent["event_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with('$'))
+    );
+
+    // Alice is invited to a room tagged m.server_notice; joining shows the notice.
+    let (_, sync) = server.get("/_matrix/client/v3/sync", Some(&alice)).await;
+    let invites = sync["rooms"]["invite"].as_object().expect("invites");
+    assert_eq!(invites.len(), 1, "{sync}");
+    let room = invites.keys().next().expect("room").clone();
+    assert_eq!(join(&server, &alice, &room).await.0, 200);
+    let (_, sync) = server.get("/_matrix/client/v3/sync", Some(&alice)).await;
+    let joined = &sync["rooms"]["join"][&room];
+    let tags = joined["account_data"]["events"]
+        .as_array()
+        .expect("account data")
+        .iter()
+        .find(|e| e["type"] == "m.tag")
+        .expect("tag");
+    assert!(tags["content"]["tags"]["m.server_notice"].is_object());
+    let messages = server
+        .get(
+            &format!("/_matrix/client/v3/rooms/{room}/messages?dir=b"),
+            Some(&alice),
+        )
+        .await
+        .1;
+    assert!(
+        messages["chunk"]
+            .as_array()
+            .expect("chunk")
+            .iter()
+            .any(|e| e["content"]["body"] == "Maintenance at 6"
+                && e["sender"] == "@notices:test.local")
+    );
+    // Alice cannot write there.
+    assert_error(
+        &send_text(&server, &alice, &room, "ok").await,
+        403,
+        "M_FORBIDDEN",
+    );
+
+    // The next notice goes to the same room; a retried PUT sends once.
+    let path = format!("{V1}/send_server_notice/txn-7");
+    let (_, first) = server.put(&path, Some(&admin), notice("Done")).await;
+    let (_, retry) = server.put(&path, Some(&admin), notice("Done")).await;
+    assert_eq!(first["event_id"], retry["event_id"]);
+    let (_, rooms) = server
+        .get(&format!("{V1}/users/{alice_id}/joined_rooms"), Some(&admin))
+        .await;
+    assert_eq!(rooms["joined_rooms"], json!([room]));
+
+    // Bad targets.
+    for (user, status, errcode) in [
+        ("@nobody:test.local", 404, "M_NOT_FOUND"),
+        ("@alice:elsewhere.org", 400, "M_INVALID_PARAM"),
+        ("alice", 400, "M_INVALID_PARAM"),
+    ] {
+        let body = json!({"user_id": user, "content": {"body": "x"}});
+        assert_error(
+            &server
+                .post(&format!("{V1}/send_server_notice"), Some(&admin), body)
+                .await,
+            status,
+            errcode,
+        );
+    }
+    assert_error(
+        &server
+            .post(
+                &format!("{V1}/send_server_notice"),
+                Some(&admin),
+                json!({"user_id": alice_id, "content": "text"}),
+            )
+            .await,
+        400,
+        "M_BAD_JSON",
+    );
+}
+
+#[tokio::test]
+async fn server_notices_can_be_off() {
+    let server = TestServer::start().await;
+    let (root, admin, _) = server.register("root", "pw-root-123").await;
+    let services = &server.server.as_ref().expect("running").services;
+    services
+        .set_admin(&ruma::UserId::parse(&root).expect("id"), true)
+        .expect("admin");
+    let body = json!({"user_id": root, "content": {"msgtype": "m.text", "body": "x"}});
+    assert_error(
+        &server
+            .post(&format!("{V1}/send_server_notice"), Some(&admin), body)
+            .await,
+        400,
+        "M_UNKNOWN",
+    );
+}
+
+/// The events of a room a user can read.
+async fn bodies(server: &TestServer, token: &str, room: &str) -> Vec<String> {
+    let (_, messages) = server
+        .get(
+            &format!("/_matrix/client/v3/rooms/{room}/messages?dir=b&limit=100"),
+            Some(token),
+        )
+        .await;
+    messages["chunk"]
+        .as_array()
+        .map(|chunk| {
+            chunk
+                .iter()
+                .filter_map(|e| e["content"]["body"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn moderation_from_report_to_deleted_room() {
+    let Setup {
+        server,
+        admin,
+        alice_id,
+        alice,
+    } = setup().await;
+    let (spammer_id, spammer, _) = server.register("spammer", "pw-spam-1234").await;
+    let room = create_room(
+        &server,
+        &alice,
+        json!({"name": "Town square", "preset": "public_chat"}),
+    )
+    .await;
+    assert_eq!(join(&server, &spammer, &room).await.0, 200);
+    let (_, spam) = send_text(&server, &spammer, &room, "buy cheap watches").await;
+    let spam_id = spam["event_id"].as_str().expect("event id").to_owned();
+
+    // Alice reports the message, the room and the user.
+    let (status, _) = server
+        .post(
+            &format!("/_matrix/client/v3/rooms/{room}/report/{spam_id}"),
+            Some(&alice),
+            json!({"reason": "spam", "score": -100}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    server
+        .post(
+            &format!("/_matrix/client/v3/rooms/{room}/report"),
+            Some(&alice),
+            json!({"reason": "spam room"}),
+        )
+        .await;
+    server
+        .post(
+            &format!("/_matrix/client/v3/users/{spammer_id}/report"),
+            Some(&alice),
+            json!({"reason": "spammer"}),
+        )
+        .await;
+
+    // The admin lists the reports and reads the event report in full.
+    let (status, reports) = server
+        .get(&format!("{V1}/event_reports"), Some(&admin))
+        .await;
+    assert_eq!(status, 200, "{reports}");
+    assert_eq!(reports["total"], 1);
+    let report = &reports["event_reports"][0];
+    assert_eq!(report["event_id"], spam_id.as_str());
+    assert_eq!(report["user_id"], alice_id.as_str());
+    assert_eq!(report["sender"], spammer_id.as_str());
+    assert_eq!(report["name"], "Town square");
+    assert_eq!(report["reason"], "spam");
+    let id = report["id"].as_u64().expect("id");
+    let (_, full) = server
+        .get(&format!("{V1}/event_reports/{id}"), Some(&admin))
+        .await;
+    assert_eq!(full["event_json"]["content"]["body"], "buy cheap watches");
+    let (_, by_room) = server
+        .get(&format!("{V1}/event_reports?room_id={room}"), Some(&admin))
+        .await;
+    assert_eq!(by_room["total"], 1);
+    let (_, other_room) = server
+        .get(
+            &format!("{V1}/event_reports?room_id=!other:test.local"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(other_room["total"], 0);
+    let (_, room_reports) = server
+        .get(&format!("{V1}/room_reports"), Some(&admin))
+        .await;
+    assert_eq!(room_reports["room_reports"][0]["reason"], "spam room");
+    let (_, user_reports) = server
+        .get(&format!("{V1}/user_reports"), Some(&admin))
+        .await;
+    assert_eq!(
+        user_reports["user_reports"][0]["target_user_id"],
+        spammer_id.as_str()
+    );
+    // Reports of one kind are not found under another; bad ids are bad parameters.
+    let user_report = user_reports["user_reports"][0]["id"].as_u64().expect("id");
+    assert_error(
+        &server
+            .get(&format!("{V1}/event_reports/{user_report}"), Some(&admin))
+            .await,
+        404,
+        "M_NOT_FOUND",
+    );
+    assert_error(
+        &server
+            .get(&format!("{V1}/event_reports/abc"), Some(&admin))
+            .await,
+        400,
+        "M_INVALID_PARAM",
+    );
+    assert_error(
+        &server
+            .get(
+                &format!("{V1}/event_reports?room_id=nonsense"),
+                Some(&admin),
+            )
+            .await,
+        400,
+        "M_INVALID_PARAM",
+    );
+    assert_error(
+        &server
+            .get(&format!("{V1}/event_reports?dir=up"), Some(&admin))
+            .await,
+        400,
+        "M_INVALID_PARAM",
+    );
+
+    // Shadow ban: the spammer's sends seem to work, but nobody sees them.
+    assert_eq!(
+        server
+            .post(
+                &format!("{V1}/users/{spammer_id}/shadow_ban"),
+                Some(&admin),
+                json!({})
+            )
+            .await
+            .0,
+        200
+    );
+    let (status, hidden) = send_text(&server, &spammer, &room, "more watches").await;
+    assert_eq!(status, 200, "{hidden}");
+    let hidden_id = hidden["event_id"].as_str().expect("an event id");
+    assert!(hidden_id.starts_with('$'));
+    assert!(
+        !bodies(&server, &alice, &room)
+            .await
+            .contains(&"more watches".to_owned())
+    );
+    assert_error(
+        &server
+            .get(
+                &format!("/_matrix/client/v3/rooms/{room}/event/{hidden_id}"),
+                Some(&alice),
+            )
+            .await,
+        404,
+        "M_NOT_FOUND",
+    );
+    let (status, _) = server
+        .put(
+            &format!("/_matrix/client/v3/rooms/{room}/state/m.room.topic/"),
+            Some(&spammer),
+            json!({"topic": "watches"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, shown) = server
+        .get(&format!("{V2}/users/{spammer_id}"), Some(&admin))
+        .await;
+    assert_eq!(shown["shadow_banned"], true);
+    // Lifting the ban lets messages through again.
+    assert_eq!(
+        server
+            .delete(
+                &format!("{V1}/users/{spammer_id}/shadow_ban"),
+                Some(&admin),
+                Value::Null
+            )
+            .await
+            .0,
+        200
+    );
+    send_text(&server, &spammer, &room, "sorry").await;
+    assert!(
+        bodies(&server, &alice, &room)
+            .await
+            .contains(&"sorry".to_owned())
+    );
+    server
+        .post(
+            &format!("{V1}/users/{spammer_id}/shadow_ban"),
+            Some(&admin),
+            json!({}),
+        )
+        .await;
+
+    // Deactivation: the spammer is out of the room and cannot log in.
+    server
+        .post(
+            &format!("{V1}/deactivate/{spammer_id}"),
+            Some(&admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        server
+            .get("/_matrix/client/v3/account/whoami", Some(&spammer))
+            .await
+            .0,
+        401
+    );
+    let (_, members) = server
+        .get(&format!("{V1}/rooms/{room}/members"), Some(&admin))
+        .await;
+    assert_eq!(members["members"], json!([alice_id]));
+
+    // The room goes; the report is resolved.
+    let (_, started) = server
+        .delete(
+            &format!("{V2}/rooms/{room}"),
+            Some(&admin),
+            json!({"block": true}),
+        )
+        .await;
+    let done = wait_for_deletion(&server, &admin, started["delete_id"].as_str().expect("id")).await;
+    assert_eq!(done["shutdown_room"]["kicked_users"], json!([alice_id]));
+    assert_error(&join(&server, &alice, &room).await, 403, "M_FORBIDDEN");
+    assert_eq!(
+        server
+            .delete(
+                &format!("{V1}/event_reports/{id}"),
+                Some(&admin),
+                Value::Null
+            )
+            .await
+            .0,
+        200
+    );
+    let (_, reports) = server
+        .get(&format!("{V1}/event_reports"), Some(&admin))
+        .await;
+    assert_eq!(reports["total"], 0);
+    assert_error(
+        &server
+            .delete(
+                &format!("{V1}/event_reports/{id}"),
+                Some(&admin),
+                Value::Null,
+            )
+            .await,
+        404,
+        "M_NOT_FOUND",
+    );
+}
