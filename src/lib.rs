@@ -21,9 +21,12 @@ use crate::storage::Db;
 pub struct Server {
     /// The address the client API is bound to (useful when the config asked for port 0).
     pub addr: SocketAddr,
+    /// Where `/metrics` is served, when metrics are on.
+    pub metrics_addr: Option<SocketAddr>,
     pub services: Arc<Services>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
+    metrics_task: Option<JoinHandle<std::io::Result<()>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,21 +50,35 @@ impl Server {
         config.check_data_dir()?;
         let data_dir = config.data_dir.clone();
         let storage_config = config.storage.clone();
-        let db = tokio::task::spawn_blocking(move || Db::open(&data_dir, &storage_config))
-            .await
-            .map_err(|e| StartError::Services(error::Error::internal(e)))??;
-        let listen = config.listen.clone();
-        let listener = TcpListener::bind(&listen)
-            .await
-            .map_err(|source| StartError::Listen {
-                addr: listen,
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Listen {
-            addr: config.listen.clone(),
-            source,
-        })?;
+        // Cache hit counters cost a little on every read: only kept when someone reads them.
+        let mode = if config.metrics.enabled {
+            storage::OpenMode::ReadWriteWithStatistics
+        } else {
+            storage::OpenMode::ReadWrite
+        };
+        let db =
+            tokio::task::spawn_blocking(move || Db::open_with(&data_dir, &storage_config, mode))
+                .await
+                .map_err(|e| StartError::Services(error::Error::internal(e)))??;
+        let (listener, addr) = bind(&config.listen).await?;
+        let metrics_listener = match config.metrics.enabled {
+            true => Some(bind(&config.metrics.listen).await?),
+            false => None,
+        };
         let services = Services::new(config, db)?;
+        let (metrics_addr, metrics_task) = match metrics_listener {
+            Some((listener, metrics_addr)) => {
+                let app = api::metrics::router(services.clone());
+                tracing::info!(%metrics_addr, "serving metrics");
+                (
+                    Some(metrics_addr),
+                    Some(tokio::spawn(
+                        async move { axum::serve(listener, app).await },
+                    )),
+                )
+            }
+            None => (None, None),
+        };
         let app = api::router::build(services.clone());
         let (shutdown, shutdown_rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -77,9 +94,11 @@ impl Server {
         tracing::info!(%addr, server_name = %services.server_name, "listening");
         Ok(Server {
             addr,
+            metrics_addr,
             services,
             shutdown: Some(shutdown),
             task,
+            metrics_task,
         })
     }
 
@@ -87,6 +106,9 @@ impl Server {
     pub async fn stop(mut self) -> std::io::Result<()> {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
+        }
+        if let Some(metrics) = self.metrics_task.take() {
+            metrics.abort();
         }
         // Long polls answer now rather than at their timeout.
         self.services.shutting_down.send_replace(true);
@@ -107,4 +129,15 @@ impl Server {
         }
         result
     }
+}
+
+/// Binds a listener; returns it and the address it got (the port, when 0 was asked for).
+async fn bind(listen: &str) -> Result<(TcpListener, SocketAddr), StartError> {
+    let error = |source| StartError::Listen {
+        addr: listen.to_owned(),
+        source,
+    };
+    let listener = TcpListener::bind(listen).await.map_err(error)?;
+    let addr = listener.local_addr().map_err(error)?;
+    Ok((listener, addr))
 }

@@ -3,5 +3,6 @@
 pub mod admin;
 pub mod client;
 pub mod extract;
+pub mod metrics;
 pub mod router;
 pub mod ruma;

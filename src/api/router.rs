@@ -19,6 +19,10 @@ pub fn build(state: AppState) -> Router {
     let routes = client::routes(Router::new());
     let routes = admin::routes(routes);
     routes
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::api::metrics::record,
+        ))
         .fallback(|| async { Error::unrecognized(StatusCode::NOT_FOUND, "Unrecognized request") })
         .method_not_allowed_fallback(|| async {
             Error::unrecognized(

@@ -11,6 +11,7 @@ pub mod filters;
 pub mod key_backup;
 pub mod keys;
 pub mod media;
+pub mod metrics;
 pub mod notifications;
 pub mod notifier;
 pub mod outbound;
@@ -71,6 +72,7 @@ pub struct Services {
     pub reports: reports::Reports,
     pub pushers: pushers::Pushers,
     pub room_deletions: admin::room_deletion::RoomDeletions,
+    pub metrics: metrics::Metrics,
     pub server_notices: admin::server_notices::ServerNotices,
     /// Set when the server is stopping, so long polls return at once instead of holding up
     /// the graceful shutdown.
@@ -120,6 +122,7 @@ impl Services {
             reports: reports::Reports::new(db.clone())?,
             pushers: pushers::Pushers::new(db.clone(), &config.push)?,
             room_deletions: admin::room_deletion::RoomDeletions::default(),
+            metrics: metrics::Metrics::new(config.metrics.enabled, db.clone()),
             server_notices: admin::server_notices::ServerNotices::default(),
             shutting_down: tokio::sync::watch::Sender::new(false),
             stream,

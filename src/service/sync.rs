@@ -118,6 +118,7 @@ impl SyncResult {
 
 impl Services {
     pub async fn sync(&self, user: &UserId, request: SyncRequest) -> Result<SyncResult> {
+        let _in_flight = self.metrics.sync_started();
         // Subscribe first: a write landing between the read and the wait still wakes us.
         let mut wake = self.stream.notifier.subscribe(user);
         let mut published = self.stream.subscribe();
