@@ -1,5 +1,7 @@
 //! The `myelin` command: run the server, check a config, manage accounts offline.
 
+mod cli;
+
 use clap::{Parser, Subcommand};
 use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
@@ -7,9 +9,6 @@ use std::process::ExitCode;
 
 use myelin::Server;
 use myelin::config::Config;
-use myelin::service::Services;
-use myelin::service::users::Account;
-use myelin::storage::Db;
 
 #[derive(Parser)]
 #[command(name = "myelin", version, about = "A Matrix homeserver")]
@@ -27,41 +26,23 @@ enum Command {
     Serve,
     /// Check the configuration (and the data directory) without starting.
     CheckConfig,
+    /// Version, data directory size, and how many users, rooms and media it holds (works
+    /// while the server runs).
+    Status,
     /// Manage accounts on a stopped server's data directory.
     User {
         #[command(subcommand)]
-        command: UserCommand,
+        command: cli::UserCommand,
+    },
+    /// Manage rooms on a stopped server's data directory.
+    Room {
+        #[command(subcommand)]
+        command: cli::RoomCommand,
     },
     /// Manage registration tokens on a stopped server's data directory.
     RegistrationToken {
         #[command(subcommand)]
-        command: TokenCommand,
-    },
-}
-
-#[derive(Subcommand)]
-enum UserCommand {
-    /// Create an account.
-    Create {
-        /// The localpart (`alice` for `@alice:server`).
-        name: String,
-        #[arg(long)]
-        password: String,
-        /// Make the account a server admin.
-        #[arg(long)]
-        admin: bool,
-    },
-}
-
-#[derive(Subcommand)]
-enum TokenCommand {
-    /// Create a registration token (random unless given).
-    Create {
-        #[arg(long)]
-        token: Option<String>,
-        /// How many registrations the token allows (unlimited if absent).
-        #[arg(long)]
-        uses_allowed: Option<u64>,
+        command: cli::TokenCommand,
     },
 }
 
@@ -87,52 +68,17 @@ fn main() -> ExitCode {
             Command::Serve => serve(config).await,
             Command::CheckConfig => {
                 config.check_data_dir()?;
-                say(&format!(
+                cli::say(&format!(
                     "{}: configuration is valid (server_name {})",
                     cli.config.display(),
                     config.server_name
                 ))
             }
-            Command::User {
-                command:
-                    UserCommand::Create {
-                        name,
-                        password,
-                        admin,
-                    },
-            } => {
-                let services = offline_services(config)?;
-                let user_id = services.users.new_user_id(&name)?;
-                services
-                    .users
-                    .create(
-                        &user_id,
-                        Some(&password),
-                        Account {
-                            admin,
-                            ..Account::default()
-                        },
-                    )
-                    .await?;
-                services.db.flush()?;
-                say(&format!(
-                    "created {user_id}{}",
-                    if admin { " (admin)" } else { "" }
-                ))
-            }
-            Command::RegistrationToken {
-                command:
-                    TokenCommand::Create {
-                        token,
-                        uses_allowed,
-                    },
-            } => {
-                let services = offline_services(config)?;
-                let token = services
-                    .registration_tokens
-                    .create(token, uses_allowed, None)?;
-                services.db.flush()?;
-                say(&token.token)
+            Command::Status => cli::status(&config),
+            Command::User { command } => cli::user(config, command).await,
+            Command::Room { command } => cli::room(config, command).await,
+            Command::RegistrationToken { command } => {
+                cli::registration_token(config, command).await
             }
         }
     });
@@ -142,9 +88,7 @@ fn main() -> ExitCode {
     }
 }
 
-type AnyResult = Result<(), Box<dyn std::error::Error>>;
-
-async fn serve(config: Config) -> AnyResult {
+async fn serve(config: Config) -> cli::AnyResult {
     let started = std::time::Instant::now();
     let server = Server::start(config).await?;
     tracing::info!(startup_ms = started.elapsed().as_millis() as u64, "ready");
@@ -153,15 +97,6 @@ async fn serve(config: Config) -> AnyResult {
     server.stop().await?;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Services over the data directory for offline commands (the server must not be running).
-fn offline_services(
-    config: Config,
-) -> Result<std::sync::Arc<Services>, Box<dyn std::error::Error>> {
-    config.check_data_dir()?;
-    let db = Db::open(&config.data_dir, &config.storage)?;
-    Ok(Services::new(config, db)?)
 }
 
 async fn shutdown_signal() {
@@ -210,11 +145,6 @@ fn keep_large_allocations_returnable() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
     }
-}
-
-fn say(message: &str) -> AnyResult {
-    writeln!(std::io::stdout(), "{message}")?;
-    Ok(())
 }
 
 fn fail(err: &dyn std::fmt::Display) -> ExitCode {

@@ -272,3 +272,138 @@ fn acknowledged_writes_survive_kill_9() {
     signal(&server.child, "-TERM");
     server.child.wait().expect("reaped");
 }
+
+/// Runs a command that must succeed; returns its standard output.
+fn ok(config: &Path, args: &[&str]) -> String {
+    let output = myelin(config, args);
+    assert!(
+        output.status.success(),
+        "myelin {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Runs a command that must fail; returns its standard error.
+fn fails(config: &Path, args: &[&str]) -> String {
+    let output = myelin(config, args);
+    assert!(!output.status.success(), "myelin {args:?} succeeded");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn stop(mut server: Running) {
+    signal(&server.child, "-TERM");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.child.try_wait().expect("wait").is_none() {
+        assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn offline_user_and_room_commands_and_status() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), "");
+    assert!(fails(&config, &["status"]).contains("no database"));
+    ok(
+        &config,
+        &[
+            "user",
+            "create",
+            "root",
+            "--password",
+            "pw-root-12",
+            "--admin",
+        ],
+    );
+    ok(
+        &config,
+        &["user", "create", "alice", "--password", "pw-alice-1"],
+    );
+    assert!(
+        fails(
+            &config,
+            &["user", "create", "alice", "--password", "pw-alice-2"]
+        )
+        .contains("exists")
+    );
+
+    let server = serve(&config);
+    let (_, session) = login(&server.base, "alice", "pw-alice-1");
+    let token = session["access_token"].as_str().expect("token").to_owned();
+    let (status, room) = call(
+        &server.base,
+        "POST",
+        "/_matrix/client/v3/createRoom",
+        Some(&token),
+        json!({"name": "Lobby", "room_alias_name": "lobby"}),
+    );
+    assert_eq!(status, 200, "{room}");
+    let room_id = room["room_id"].as_str().expect("room id").to_owned();
+    // `status` reads beside the running server; the other commands refuse, naming the lock.
+    let status = ok(&config, &["status"]);
+    assert!(status.contains("users:     2"), "{status}");
+    assert!(status.contains("rooms:     1"), "{status}");
+    assert!(
+        status.contains(concat!("Myelin ", env!("CARGO_PKG_VERSION"))),
+        "{status}"
+    );
+    assert!(fails(&config, &["room", "list"]).contains("in use"));
+    assert!(fails(&config, &["user", "deactivate", "alice"]).contains("in use"));
+    stop(server);
+
+    ok(
+        &config,
+        &[
+            "user",
+            "reset-password",
+            "alice",
+            "--password",
+            "pw-alice-9",
+        ],
+    );
+    assert!(ok(&config, &["user", "make-admin", "@alice:bin.test"]).contains("now a server admin"));
+    assert!(fails(&config, &["user", "make-admin", "nobody"]).contains("no such user"));
+    let listed = ok(&config, &["room", "list"]);
+    assert!(
+        listed.contains(&room_id) && listed.contains("Lobby") && listed.contains("#lobby:bin.test"),
+        "{listed}"
+    );
+    let deleted = ok(&config, &["room", "delete", &room_id, "--block"]);
+    assert!(deleted.contains("1 members removed"), "{deleted}");
+    // Deleting again is harmless; an unknown room is an error.
+    ok(&config, &["room", "delete", &room_id]);
+    assert!(fails(&config, &["room", "delete", "!nope:bin.test"]).contains("Unknown room"));
+    assert!(ok(&config, &["room", "list"]).contains("0 rooms"));
+
+    let server = serve(&config);
+    let (status, session) = login(&server.base, "alice", "pw-alice-9");
+    assert_eq!(status, 200, "{session}");
+    let alice = session["access_token"].as_str().expect("token").to_owned();
+    let (status, rooms) = call(
+        &server.base,
+        "GET",
+        "/_synapse/admin/v1/rooms",
+        Some(&alice),
+        Value::Null,
+    );
+    assert_eq!(
+        (status, &rooms["total_rooms"]),
+        (200, &json!(0)),
+        "alice is an admin now"
+    );
+    let (status, _) = call(
+        &server.base,
+        "POST",
+        &format!("/_matrix/client/v3/join/{room_id}"),
+        Some(&alice),
+        json!({}),
+    );
+    assert_eq!(status, 403, "the room is blocked");
+    stop(server);
+
+    ok(&config, &["user", "deactivate", "alice", "--erase"]);
+    let server = serve(&config);
+    assert_eq!(login(&server.base, "alice", "pw-alice-9").0, 403);
+    stop(server);
+}

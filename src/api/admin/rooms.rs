@@ -247,7 +247,7 @@ async fn block_status(
 ) -> Result<Json<Value>> {
     let room_id = parse_room_id(&room_id)?;
     let moderation = services.room_moderation(&room_id)?;
-    let mut body = json!({ "block": moderation.blocked_by.is_some() });
+    let mut body = json!({ "block": moderation.blocked });
     if let Some(user) = moderation.blocked_by {
         body["user_id"] = json!(user);
     }
@@ -266,7 +266,7 @@ async fn set_block(
     JsonBody(body): JsonBody<BlockBody>,
 ) -> Result<Json<Value>> {
     let room_id = parse_room_id(&room_id)?;
-    services.set_room_blocked(&room_id, body.block.then_some(&*admin.user_id))?;
+    services.set_room_blocked(&room_id, body.block, Some(&admin.user_id))?;
     Ok(Json(json!({ "block": body.block })))
 }
 
@@ -339,7 +339,7 @@ async fn delete_now(
     let request = body.request()?;
     services.check_room_deletion(&room_id, &request)?;
     let result = services
-        .delete_room(&admin.user_id, &room_id, request, |_| {})
+        .delete_room(Some(&admin.user_id), &room_id, request, |_| {})
         .await?;
     Ok(Json(serde_json::to_value(result).map_err(Error::internal)?))
 }

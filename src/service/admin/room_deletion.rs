@@ -122,7 +122,7 @@ impl Services {
         tokio::spawn(async move {
             let deletions = &services.room_deletions;
             let result = services
-                .delete_room(&by, &room_id, request, |shutdown| {
+                .delete_room(Some(&by), &room_id, request, |shutdown| {
                     deletions.update(&id, |job| {
                         job.status = "purging";
                         job.shutdown_room = shutdown.clone();
@@ -151,7 +151,7 @@ impl Services {
     pub fn check_room_deletion(&self, room_id: &RoomId, request: &DeleteRequest) -> Result<()> {
         let known = self.rooms.room(room_id)?.is_some();
         let moderation = self.room_moderation(room_id)?;
-        let handled_before = moderation.deleted_ms.is_some() || moderation.blocked_by.is_some();
+        let handled_before = moderation.deleted_ms.is_some() || moderation.blocked;
         if !known && !handled_before && !request.block {
             return Err(Error::not_found(format!("Unknown room {room_id}")));
         }
@@ -167,15 +167,16 @@ impl Services {
 
     /// Deletes a room now (the CLI waits for this; the admin API runs it in the background).
     /// `purging` is called once everyone has left, before the data is purged.
+    /// `by` is the admin, or `None` from the command line.
     pub async fn delete_room(
         &self,
-        by: &UserId,
+        by: Option<&UserId>,
         room_id: &RoomId,
         request: DeleteRequest,
         purging: impl FnOnce(&ShutdownResult),
     ) -> Result<ShutdownResult> {
         if request.block {
-            self.set_room_blocked(room_id, Some(by))?;
+            self.set_room_blocked(room_id, true, by)?;
         }
         let mut result = ShutdownResult::default();
         if let Some(owner) = &request.new_room_user_id {
@@ -216,7 +217,7 @@ impl Services {
             self.rooms.purge(room_id)?;
             self.mark_room_deleted(room_id)?;
         }
-        tracing::info!(room = %room_id, by = %by, block = request.block, purge = request.purge, kicked = result.kicked_users.len(), "room deleted");
+        tracing::info!(room = %room_id, by = ?by, block = request.block, purge = request.purge, kicked = result.kicked_users.len(), "room deleted");
         Ok(result)
     }
 

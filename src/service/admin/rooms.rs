@@ -39,7 +39,9 @@ pub struct RoomDetails {
 /// What admins decided about a room, kept even after its data is purged.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Moderation {
-    /// The admin who blocked the room, if it is blocked.
+    /// Nobody on this server may join, be invited to or knock on the room.
+    pub blocked: bool,
+    /// The admin who blocked it (none when it was blocked from the command line).
     pub blocked_by: Option<OwnedUserId>,
     /// When the room was deleted, if it was.
     pub deleted_ms: Option<u64>,
@@ -125,7 +127,7 @@ impl Services {
                     .and_then(Value::as_str)
                     .map(str::to_owned)
             }),
-            blocked: self.room_moderation(room_id)?.blocked_by.is_some(),
+            blocked: self.room_moderation(room_id)?.blocked,
         }))
     }
 
@@ -150,11 +152,19 @@ impl Services {
         Ok(())
     }
 
-    /// Blocks (`by: Some`) or unblocks a room. Blocking works for rooms this server does not
-    /// know too, so a room can be blocked before anyone here joins it.
-    pub fn set_room_blocked(&self, room_id: &RoomId, by: Option<&UserId>) -> Result<()> {
-        self.change_moderation(room_id, |m| m.blocked_by = by.map(UserId::to_owned))?;
-        tracing::info!(room = %room_id, blocked = by.is_some(), "room block changed");
+    /// Blocks or unblocks a room. Blocking works for rooms this server does not know too, so
+    /// a room can be blocked before anyone here joins it.
+    pub fn set_room_blocked(
+        &self,
+        room_id: &RoomId,
+        blocked: bool,
+        by: Option<&UserId>,
+    ) -> Result<()> {
+        self.change_moderation(room_id, |m| {
+            m.blocked = blocked;
+            m.blocked_by = by.filter(|_| blocked).map(UserId::to_owned);
+        })?;
+        tracing::info!(room = %room_id, blocked, by = ?by, "room block changed");
         Ok(())
     }
 
@@ -164,7 +174,7 @@ impl Services {
 
     /// 403 for joins, invites and knocks into a room an admin blocked.
     pub fn require_not_blocked(&self, room_id: &RoomId) -> Result<()> {
-        if self.room_moderation(room_id)?.blocked_by.is_some() {
+        if self.room_moderation(room_id)?.blocked {
             return Err(Error::forbidden(
                 "This room has been blocked on this server",
             ));
