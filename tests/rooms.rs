@@ -1301,3 +1301,36 @@ async fn deactivated_users_leave_their_rooms() {
         assert_eq!(member["membership"], "leave", "{room}");
     }
 }
+
+#[tokio::test]
+async fn an_empty_body_counts_as_an_empty_object() {
+    let server = TestServer::start().await;
+    let (_, alice, _) = server.register("alice", "pw-alice-123").await;
+    let (_, bob, _) = server.register("bob", "pw-bob-1234").await;
+    let (_, room) = server
+        .post(
+            "/_matrix/client/v3/createRoom",
+            Some(&alice),
+            serde_json::json!({"preset": "public_chat"}),
+        )
+        .await;
+    let room = room["room_id"].as_str().expect("room id");
+    let join = format!("/_matrix/client/v3/join/{room}");
+    let (status, body) = server
+        .raw(reqwest::Method::POST, &join, Some(&bob), Vec::new())
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // An endpoint that needs fields still says which are missing.
+    let (status, body) = server
+        .raw(
+            reqwest::Method::POST,
+            "/_matrix/client/v3/createRoom",
+            Some(&bob),
+            b"{".to_vec(),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), &body["errcode"]),
+        (400, &serde_json::json!("M_NOT_JSON"))
+    );
+}

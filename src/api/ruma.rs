@@ -108,7 +108,12 @@ where
             services.devices.touch(identity, client_ip);
         }
 
-        let bytes = read_body(&parts, body, services.config.max_request_size).await?;
+        let mut bytes = read_body(&parts, body, services.config.max_request_size).await?;
+        // Clients and scripts send `POST /join/{room}` and the like with no body at all; like
+        // Synapse, an empty body counts as `{}` (endpoints that need fields still say which).
+        if bytes.is_empty() && matches!(parts.method, http::Method::POST | http::Method::PUT) {
+            bytes = bytes::Bytes::from_static(b"{}");
+        }
         if !bytes.is_empty() {
             serde_json::from_slice::<serde::de::IgnoredAny>(&bytes)
                 .map_err(|e| Error::not_json(format!("Body is not valid JSON: {e}")))?;
