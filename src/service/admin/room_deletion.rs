@@ -214,7 +214,7 @@ impl Services {
         result.local_aliases = self.remove_room_from_directory(room_id)?;
         purging(&result);
         if request.purge {
-            self.rooms.purge(room_id)?;
+            self.rooms.purge(room_id).await?;
             self.mark_room_deleted(room_id)?;
         }
         tracing::info!(room = %room_id, by = ?by, block = request.block, purge = request.purge, kicked = result.kicked_users.len(), "room deleted");

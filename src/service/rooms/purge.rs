@@ -15,8 +15,11 @@ const EVENTS_PER_BATCH: usize = 1000;
 impl Rooms {
     /// Deletes a room's data. The room record and memberships go first, in one batch: from
     /// then on the room is unknown, and a purge cut short by a crash leaves only unreachable
-    /// events. Returns how many events were deleted.
-    pub fn purge(&self, room_id: &RoomId) -> Result<u64> {
+    /// events. Holds the room's lock, so no event is appended in between (one appended after
+    /// finds no room). Returns how many events were deleted.
+    pub async fn purge(&self, room_id: &RoomId) -> Result<u64> {
+        let lock = self.lock(room_id)?;
+        let _guard = lock.lock().await;
         let Some(room) = self.room(room_id)? else {
             return Ok(0);
         };
