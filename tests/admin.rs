@@ -368,6 +368,27 @@ async fn users_are_listed_shown_created_and_changed() {
         "M_NOT_JSON",
     );
 
+    // Profiles are checked before anything is created.
+    let long_name = "n".repeat(300);
+    assert_error(
+        &server
+            .put(
+                &format!("{V2}/users/@dave:test.local"),
+                Some(&admin),
+                json!({"displayname": long_name}),
+            )
+            .await,
+        400,
+        "M_BAD_JSON",
+    );
+    assert_error(
+        &server
+            .get(&format!("{V2}/users/@dave:test.local"), Some(&admin))
+            .await,
+        404,
+        "M_NOT_FOUND",
+    );
+
     // Admin flag: read, set, and no demoting oneself.
     let path = format!("{V1}/users/{carol}/admin");
     assert_eq!(

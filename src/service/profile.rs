@@ -20,6 +20,19 @@ pub struct Profile {
     pub avatar_url: Option<String>,
 }
 
+/// A display name must fit `MAX_DISPLAYNAME` bytes and an avatar must be an `mxc://` URI.
+pub fn check_profile(displayname: Option<&str>, avatar_url: Option<&str>) -> Result<()> {
+    if displayname.is_some_and(|name| name.len() > MAX_DISPLAYNAME) {
+        return Err(Error::bad_json(format!(
+            "A display name is at most {MAX_DISPLAYNAME} bytes"
+        )));
+    }
+    if avatar_url.is_some_and(|url| <&ruma::MxcUri>::from(url).validate().is_err()) {
+        return Err(Error::bad_json("avatar_url must be an mxc:// URI"));
+    }
+    Ok(())
+}
+
 impl Services {
     /// A local user's profile; 404 for users that do not exist.
     pub fn profile(&self, user: &UserId) -> Result<Profile> {
@@ -42,18 +55,10 @@ impl Services {
         displayname: Option<Option<String>>,
         avatar_url: Option<Option<String>>,
     ) -> Result<()> {
-        if let Some(Some(name)) = &displayname
-            && name.len() > MAX_DISPLAYNAME
-        {
-            return Err(Error::bad_json(format!(
-                "A display name is at most {MAX_DISPLAYNAME} bytes"
-            )));
-        }
-        if let Some(Some(url)) = &avatar_url
-            && <&ruma::MxcUri>::from(url.as_str()).validate().is_err()
-        {
-            return Err(Error::bad_json("avatar_url must be an mxc:// URI"));
-        }
+        check_profile(
+            displayname.as_ref().and_then(Option::as_deref),
+            avatar_url.as_ref().and_then(Option::as_deref),
+        )?;
         let mut batch = self.db.batch();
         self.users
             .set_profile(&mut batch, user, displayname, avatar_url)?;

@@ -59,10 +59,10 @@ fn report_json(services: &Services, id: u64, report: &Report, full: bool) -> Res
         "reason": report.reason,
     });
     if let Some(room_id) = &report.room_id {
-        let details = services.room_details(room_id)?;
         body["room_id"] = json!(room_id);
-        body["name"] = json!(details.as_ref().and_then(|d| d.name.clone()));
-        body["canonical_alias"] = json!(details.and_then(|d| d.canonical_alias));
+        body["name"] = json!(services.state_field(room_id, "m.room.name", "name")?);
+        body["canonical_alias"] =
+            json!(services.state_field(room_id, "m.room.canonical_alias", "alias")?);
     }
     if let Some(target) = &report.user_id {
         body["target_user_id"] = json!(target);

@@ -131,6 +131,23 @@ impl Services {
         }))
     }
 
+    /// One string field of a current state event with an empty state key (a room's name,
+    /// alias, avatar), without reading the rest of its state.
+    pub fn state_field(&self, room_id: &RoomId, kind: &str, field: &str) -> Result<Option<String>> {
+        let Some(room) = self.rooms.room(room_id)? else {
+            return Ok(None);
+        };
+        Ok(self
+            .rooms
+            .state_event_at(room.snapshot, &kind.into(), "")?
+            .and_then(|pdu| {
+                pdu.content()
+                    .get(field)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            }))
+    }
+
     pub fn room_moderation(&self, room_id: &RoomId) -> Result<Moderation> {
         Ok(self
             .db
@@ -225,9 +242,7 @@ impl Services {
             .filter_map(|(_, account)| account.avatar_url)
             .collect();
         for room_id in self.room_ids()? {
-            if let Some(details) = self.room_details(&room_id)? {
-                urls.extend(details.avatar);
-            }
+            urls.extend(self.state_field(&room_id, "m.room.avatar", "url")?);
         }
         Ok(urls
             .iter()

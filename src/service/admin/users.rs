@@ -34,6 +34,10 @@ impl Services {
                 "This endpoint can only be used with local users",
             ));
         }
+        crate::service::profile::check_profile(
+            changes.displayname.as_ref().and_then(Option::as_deref),
+            changes.avatar_url.as_ref().and_then(Option::as_deref),
+        )?;
         let Some(account) = self.users.get(user_id)? else {
             self.create_user_as_admin(user_id, changes).await?;
             return Ok(true);
