@@ -985,7 +985,7 @@ async fn media_is_listed_quarantined_protected_and_deleted() {
         .await;
     assert_eq!(status, 200, "{listed}");
     assert_eq!(listed["total"], 3);
-    assert_eq!(listed["next_token"], "2");
+    assert_eq!(listed["next_token"], 2);
     assert_eq!(listed["media"][0]["media_id"], first.as_str());
     assert_eq!(listed["media"][0]["media_length"], 10);
 

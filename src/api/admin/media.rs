@@ -216,12 +216,7 @@ async fn quarantine_user(
     Path(user_id): Path<String>,
 ) -> Result<Json<Value>> {
     let user_id = local_user(&services, &user_id)?;
-    let ids: Vec<String> = services
-        .media
-        .uploads_of(&user_id)?
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
+    let ids = services.media.upload_ids_of(&user_id)?;
     let count = quarantine_all(&services, &admin.user_id, &ids)?;
     Ok(Json(json!({ "num_quarantined": count })))
 }

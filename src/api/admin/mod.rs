@@ -16,6 +16,7 @@ use axum::extract::FromRequestParts;
 use http::request::Parts;
 use ruma::{OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde::Deserialize;
+use serde_json::{Value, json};
 
 use crate::api::ruma::{AppState, Authenticated};
 use crate::error::{Error, Result};
@@ -97,8 +98,8 @@ impl Page {
         }
     }
 
-    /// The entries of this page and the `next_token` (the next offset, if there are more).
-    fn slice<T>(&self, items: Vec<T>, default_limit: u64) -> Result<(Vec<T>, Option<String>)> {
+    /// The entries of this page and the next page's offset, if there are more.
+    fn slice<T>(&self, items: Vec<T>, default_limit: u64) -> Result<(Vec<T>, Option<u64>)> {
         let limit = self.limit.unwrap_or(default_limit);
         if limit == 0 || limit > MAX_LIMIT {
             return Err(Error::invalid_param(format!(
@@ -108,7 +109,21 @@ impl Page {
         let from = usize::try_from(self.from.unwrap_or(0)).unwrap_or(usize::MAX);
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         let end = from.saturating_add(limit);
-        let next = (end < items.len()).then(|| end.to_string());
+        let next = (end < items.len()).then_some(end as u64);
         Ok((items.into_iter().skip(from).take(limit).collect(), next))
     }
+}
+
+/// A listing's body: `{key: entries, "total": n}`, and `next_token` when there is more.
+fn listing(key: &str, entries: Vec<Value>, total: usize, next_token: Option<Value>) -> Value {
+    let mut body = json!({ key: entries, "total": total });
+    if let Some(next) = next_token {
+        body["next_token"] = next;
+    }
+    body
+}
+
+/// An `order_by` the listing does not know.
+fn unknown_order(order_by: &str) -> Error {
+    Error::invalid_param(format!("Unknown value for order_by: {order_by}"))
 }

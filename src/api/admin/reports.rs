@@ -8,7 +8,7 @@ use ruma::OwnedRoomId;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::admin::{Admin, Page};
+use crate::api::admin::{Admin, Page, listing};
 use crate::api::extract::{Path, Query};
 use crate::api::ruma::AppState;
 use crate::error::{Error, Result};
@@ -121,11 +121,12 @@ fn list(
         .iter()
         .map(|(id, report)| report_json(services, *id, report, false))
         .collect::<Result<Vec<_>>>()?;
-    let mut body = json!({ key: entries, "total": total });
-    if let Some(next) = next_token {
-        body["next_token"] = json!(next.parse::<u64>().unwrap_or_default());
-    }
-    Ok(Json(body))
+    Ok(Json(listing(
+        key,
+        entries,
+        total,
+        next_token.map(Value::from),
+    )))
 }
 
 fn report_of_kind(services: &Services, kind: Kind, id: &str) -> Result<(u64, Report)> {

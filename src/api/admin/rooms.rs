@@ -6,7 +6,7 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::admin::{Admin, Page, known_room, parse_room_id};
+use crate::api::admin::{Admin, Page, known_room, parse_room_id, unknown_order};
 use crate::api::client::message::{format_token, parse_token};
 use crate::api::extract::{Path, Query};
 use crate::api::ruma::{AppState, JsonBody, OptionalJsonBody};
@@ -85,7 +85,7 @@ async fn list(
     let (rooms, next) = page.slice(rooms, 100)?;
     let mut body = json!({ "rooms": rooms, "offset": offset, "total_rooms": total });
     if let Some(next) = next {
-        body["next_batch"] = json!(next.parse::<u64>().unwrap_or_default());
+        body["next_batch"] = json!(next);
     }
     if offset > 0 {
         body["prev_batch"] = json!(offset.saturating_sub(limit));
@@ -114,11 +114,7 @@ fn sort_rooms(rooms: &mut [RoomDetails], order_by: &str) -> Result<()> {
         "history_visibility" => {
             rooms.sort_by(|a, b| a.history_visibility.cmp(&b.history_visibility))
         }
-        other => {
-            return Err(Error::invalid_param(format!(
-                "Unknown value for order_by: {other}"
-            )));
-        }
+        other => return Err(unknown_order(other)),
     }
     Ok(())
 }

@@ -9,7 +9,7 @@ use ruma::{OwnedDeviceId, OwnedUserId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::admin::{Admin, Page, local_user};
+use crate::api::admin::{Admin, Page, listing, local_user, unknown_order};
 use crate::api::extract::{Path, Query};
 use crate::api::ruma::{AppState, JsonBody, OptionalJsonBody};
 use crate::error::{Error, Result};
@@ -133,11 +133,9 @@ async fn list(
         .iter()
         .map(|(id, account)| user_json(&services, id, account))
         .collect::<Result<Vec<_>>>()?;
-    let mut body = json!({ "users": users, "total": total });
-    if let Some(next) = next_token {
-        body["next_token"] = json!(next);
-    }
-    Ok(Json(body))
+    // Synapse hands out the users' `next_token` as a string.
+    let next_token = next_token.map(|n| json!(n.to_string()));
+    Ok(Json(listing("users", users, total, next_token)))
 }
 
 fn sort_users(users: &mut [(OwnedUserId, Account)], order_by: &str) -> Result<()> {
@@ -151,11 +149,7 @@ fn sort_users(users: &mut [(OwnedUserId, Account)], order_by: &str) -> Result<()
         "is_guest" => users.sort_by_key(|(_, a)| a.is_guest),
         "shadow_banned" => users.sort_by_key(|(_, a)| a.shadow_banned),
         "avatar_url" => users.sort_by(|a, b| a.1.avatar_url.cmp(&b.1.avatar_url)),
-        other => {
-            return Err(Error::invalid_param(format!(
-                "Unknown value for order_by: {other}"
-            )));
-        }
+        other => return Err(unknown_order(other)),
     }
     Ok(())
 }
@@ -457,11 +451,7 @@ async fn media(
         "upload_name" => uploads.sort_by(|a, b| a.1.filename.cmp(&b.1.filename)),
         "quarantined_by" => uploads.sort_by(|a, b| a.1.quarantined_by.cmp(&b.1.quarantined_by)),
         "safe_from_quarantine" => uploads.sort_by_key(|(_, r)| r.safe_from_quarantine),
-        other => {
-            return Err(Error::invalid_param(format!(
-                "Unknown value for order_by: {other}"
-            )));
-        }
+        other => return Err(unknown_order(other)),
     }
     if page.backwards()? {
         uploads.reverse();
@@ -469,11 +459,12 @@ async fn media(
     let total = uploads.len();
     let (page, next_token) = page.slice(uploads, 100)?;
     let media: Vec<Value> = page.iter().map(|(id, r)| media_json(id, r)).collect();
-    let mut body = json!({ "media": media, "total": total });
-    if let Some(next) = next_token {
-        body["next_token"] = json!(next);
-    }
-    Ok(Json(body))
+    Ok(Json(listing(
+        "media",
+        media,
+        total,
+        next_token.map(Value::from),
+    )))
 }
 
 async fn delete_media(
@@ -482,12 +473,7 @@ async fn delete_media(
     Path(user_id): Path<String>,
 ) -> Result<Json<Value>> {
     let user_id = local_user(&services, &user_id)?;
-    let ids: Vec<String> = services
-        .media
-        .uploads_of(&user_id)?
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
+    let ids = services.media.upload_ids_of(&user_id)?;
     let deleted = services.media.delete(&ids).await?;
     Ok(Json(
         json!({ "total": deleted.len(), "deleted_media": deleted }),

@@ -26,6 +26,14 @@ impl Media {
         Ok(uploads)
     }
 
+    pub fn upload_ids_of(&self, user: &UserId) -> Result<Vec<String>> {
+        Ok(self
+            .uploads_of(user)?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
+    }
+
     /// Every stored media id with its record (admin listings and bulk deletion).
     pub fn all(&self) -> Result<Vec<(String, MediaRecord)>> {
         Ok(self
