@@ -963,8 +963,11 @@ async fn media_is_listed_quarantined_protected_and_deleted() {
         alice_id,
         alice,
     } = setup().await;
+    // Listings order by upload time in milliseconds: keep the uploads apart.
     let first = upload(&server, &alice, b"first file").await;
+    tokio::time::sleep(Duration::from_millis(3)).await;
     let twin = upload(&server, &alice, b"first file").await;
+    tokio::time::sleep(Duration::from_millis(3)).await;
     let second = upload(&server, &alice, b"second file").await;
     let room = create_room(&server, &alice, json!({})).await;
     let (status, _) = server
@@ -1674,6 +1677,39 @@ async fn moderation_from_report_to_deleted_room() {
                 &format!("{V1}/event_reports/{id}"),
                 Some(&admin),
                 Value::Null,
+            )
+            .await,
+        404,
+        "M_NOT_FOUND",
+    );
+}
+
+#[tokio::test]
+async fn client_whois_is_for_admins_and_the_user_themself() {
+    let Setup {
+        server,
+        admin,
+        alice_id,
+        alice,
+    } = setup().await;
+    let (_, bob, _) = server.register("bob", "pw-bob-1234").await;
+    let path = format!("/_matrix/client/v3/admin/whois/{alice_id}");
+    for token in [&alice, &admin] {
+        let (status, body) = server.get(&path, Some(token)).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["user_id"], alice_id.as_str());
+        let devices = body["devices"].as_object().expect("devices");
+        assert_eq!(devices.len(), 1);
+        let connections = &devices.values().next().expect("device")["sessions"][0]["connections"];
+        assert_eq!(connections[0]["ip"], "127.0.0.1", "{body}");
+    }
+    assert_error(&server.get(&path, Some(&bob)).await, 403, "M_FORBIDDEN");
+    assert_error(&server.get(&path, None).await, 401, "M_MISSING_TOKEN");
+    assert_error(
+        &server
+            .get(
+                "/_matrix/client/v3/admin/whois/@nobody:test.local",
+                Some(&admin),
             )
             .await,
         404,

@@ -297,18 +297,7 @@ async fn whois(
     Path(user_id): Path<String>,
 ) -> Result<Json<Value>> {
     let user_id = local_user(&services, &user_id)?;
-    let mut devices = serde_json::Map::new();
-    for (device_id, device) in services.devices.list(&user_id)? {
-        let connections: Vec<Value> = device
-            .last_seen_ts
-            .map(|ts| json!({ "ip": device.last_seen_ip, "last_seen": ts, "user_agent": null }))
-            .into_iter()
-            .collect();
-        devices.insert(
-            device_id.to_string(),
-            json!({ "sessions": [{ "connections": connections }] }),
-        );
-    }
+    let devices = crate::api::client::admin::sessions(&services, &user_id)?;
     Ok(Json(json!({ "user_id": user_id, "devices": devices })))
 }
 

@@ -2,6 +2,7 @@
 
 mod account;
 mod account_data;
+pub mod admin;
 mod context;
 mod devices;
 mod directory;
@@ -43,6 +44,7 @@ pub fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = register::routes(router);
     let router = session::routes(router);
     let router = account::routes(router);
+    let router = admin::routes(router);
     let router = account_data::routes(router);
     let router = devices::routes(router);
     let router = rooms::routes(router);
